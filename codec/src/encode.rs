@@ -1,0 +1,238 @@
+//! Writing frames into a caller-supplied `BytesMut`, so the server can pool its output buffers and
+//! put many replies in one write.
+//!
+//! [`FrameWriter`] writes the prefix, path and method, then metadata pairs, then hands out the
+//! buffer for the payload ([`PayloadWriter`]), so that a serializer can write the payload in place;
+//! the lengths are patched in at the end. [`encode_reply`], [`encode_error_reply`] and
+//! [`encode_heartbeat_reply`] apply the response rules of rpcx-protocol.md 4.3, 4.4, 4.7 and 4.8.
+
+use bytes::{BufMut, BytesMut};
+use zerocopy::IntoBytes;
+
+use crate::compress::{gzip_into, reply_compression};
+use crate::metadata::put_pair;
+use crate::{CompressType, Header, Message, MessageStatus, ERROR_KEY, HEADER_LEN};
+
+/// Writes one frame's prefix, path, method and metadata into a buffer.
+pub struct FrameWriter<'a> {
+    buf: &'a mut BytesMut,
+    start: usize,
+    metadata_len_at: usize,
+}
+
+impl<'a> FrameWriter<'a> {
+    /// Starts a frame with `header` (its total length is computed at the end) and the given path
+    /// and method. `payload_hint` is the expected payload size, to reserve space once.
+    pub fn new(
+        buf: &'a mut BytesMut,
+        header: &Header,
+        path: &[u8],
+        method: &[u8],
+        payload_hint: usize,
+    ) -> Self {
+        buf.reserve(HEADER_LEN + 16 + path.len() + method.len() + payload_hint);
+        let start = buf.len();
+        buf.put_slice(header.as_bytes());
+        buf.put_u32(path.len() as u32);
+        buf.put_slice(path);
+        buf.put_u32(method.len() as u32);
+        buf.put_slice(method);
+        let metadata_len_at = buf.len();
+        buf.put_u32(0);
+        FrameWriter {
+            buf,
+            start,
+            metadata_len_at,
+        }
+    }
+
+    /// Starts the response to `request` (spec 4.3): header cloned with compression cleared and the
+    /// response bit set, path and method echoed, request metadata not echoed.
+    pub fn reply(buf: &'a mut BytesMut, request: &Message, payload_hint: usize) -> Self {
+        FrameWriter::new(
+            buf,
+            &request.header().response_header(),
+            request.service_path(),
+            request.service_method(),
+            payload_hint,
+        )
+    }
+
+    /// Appends one metadata pair.
+    pub fn metadata(&mut self, key: &[u8], value: &[u8]) -> &mut Self {
+        put_pair(self.buf, key, value);
+        self
+    }
+
+    /// Appends an already encoded metadata block (pairs without the length prefix).
+    pub fn metadata_block(&mut self, block: &[u8]) -> &mut Self {
+        self.buf.put_slice(block);
+        self
+    }
+
+    /// Marks the frame as failed: status Error plus `__rpcx_error__` (spec 4.7). Call before any
+    /// other metadata so that the error key comes first.
+    pub fn error(&mut self, text: &str) -> &mut Self {
+        self.buf[self.start + 2] = (self.buf[self.start + 2] & !0x03) | MessageStatus::Error.bits();
+        self.metadata(ERROR_KEY.as_bytes(), text.as_bytes())
+    }
+
+    /// Ends the metadata and starts the payload.
+    pub fn payload(self) -> PayloadWriter<'a> {
+        let metadata_len = self.buf.len() - self.metadata_len_at - 4;
+        patch_u32(self.buf, self.metadata_len_at, metadata_len);
+        let payload_len_at = self.buf.len();
+        self.buf.put_u32(0);
+        PayloadWriter {
+            buf: self.buf,
+            start: self.start,
+            payload_len_at,
+        }
+    }
+}
+
+/// Writes the payload of a frame begun by [`FrameWriter`], then completes the frame.
+pub struct PayloadWriter<'a> {
+    buf: &'a mut BytesMut,
+    start: usize,
+    payload_len_at: usize,
+}
+
+impl PayloadWriter<'_> {
+    /// The buffer, for a serializer to append the payload to. Append only.
+    pub fn buf(&mut self) -> &mut BytesMut {
+        self.buf
+    }
+
+    /// Appends payload bytes.
+    pub fn put(&mut self, bytes: &[u8]) -> &mut Self {
+        self.buf.put_slice(bytes);
+        self
+    }
+
+    /// Payload bytes written so far.
+    pub fn payload_len(&self) -> usize {
+        self.buf.len() - self.payload_len_at - 4
+    }
+
+    /// Drops whatever payload was written (e.g. a serializer failed half way).
+    pub fn clear_payload(&mut self) {
+        self.buf.truncate(self.payload_len_at + 4);
+    }
+
+    /// Completes the frame uncompressed; returns its length.
+    pub fn finish(self) -> usize {
+        self.finish_compressed(CompressType::None)
+    }
+
+    /// Completes the frame with its payload compressed by `compress` (only Gzip compresses; an
+    /// unregistered type falls back to None, as Go's encoder does); returns the frame length.
+    pub fn finish_compressed(self, compress: CompressType) -> usize {
+        let payload_start = self.payload_len_at + 4;
+        if compress == CompressType::Gzip {
+            let raw = self.buf[payload_start..].to_vec();
+            self.buf.truncate(payload_start);
+            gzip_into(&raw, self.buf);
+        }
+        let compress = match compress {
+            CompressType::Gzip => CompressType::Gzip,
+            _ => CompressType::None,
+        };
+        let flags = &mut self.buf[self.start + 2];
+        *flags = (*flags & !0x1C) | (compress.bits() << 2);
+        let payload_len = self.buf.len() - payload_start;
+        patch_u32(self.buf, self.payload_len_at, payload_len);
+        let frame_len = self.buf.len() - self.start;
+        patch_u32(self.buf, self.start + 12, frame_len - HEADER_LEN);
+        frame_len
+    }
+
+    /// Completes the reply to a request with this header, compressing by the 1024-byte rule
+    /// (spec 4.8); returns the frame length.
+    pub fn finish_reply(self, request: &Header) -> usize {
+        let compress = reply_compression(request, self.payload_len());
+        self.finish_compressed(compress)
+    }
+}
+
+fn patch_u32(buf: &mut BytesMut, at: usize, value: usize) {
+    buf[at..at + 4].copy_from_slice(&(value as u32).to_be_bytes());
+}
+
+/// Writes a whole frame: `header` (lengths computed), path, method, metadata pairs and payload,
+/// compressed as the header's compress type says. Returns the frame length. For requests and
+/// server pushes; replies have their own helpers below.
+pub fn encode_frame<'m>(
+    buf: &mut BytesMut,
+    header: &Header,
+    path: &[u8],
+    method: &[u8],
+    metadata: impl IntoIterator<Item = (&'m [u8], &'m [u8])>,
+    payload: &[u8],
+) -> usize {
+    let mut writer = FrameWriter::new(buf, header, path, method, payload.len());
+    for (key, value) in metadata {
+        writer.metadata(key, value);
+    }
+    let mut payload_writer = writer.payload();
+    payload_writer.put(payload);
+    payload_writer.finish_compressed(header.compress_type())
+}
+
+/// Writes the reply to `request` (spec 4.3, 4.8): cloned header, echoed path and method, the
+/// service's response metadata, `payload` compressed only if the request was and it is over 1024
+/// bytes. Returns the frame length.
+pub fn encode_reply<'m>(
+    buf: &mut BytesMut,
+    request: &Message,
+    metadata: impl IntoIterator<Item = (&'m [u8], &'m [u8])>,
+    payload: &[u8],
+) -> usize {
+    let mut writer = FrameWriter::reply(buf, request, payload.len());
+    for (key, value) in metadata {
+        writer.metadata(key, value);
+    }
+    let mut payload_writer = writer.payload();
+    payload_writer.put(payload);
+    payload_writer.finish_reply(request.header())
+}
+
+/// Writes an error reply (spec 4.7): status Error, `__rpcx_error__` = `text` and then the service's
+/// metadata (a service value for the error key is dropped: Go keeps the error text), `payload`
+/// (empty for routing errors, the encoded reply for service errors) under the 1024-byte rule.
+pub fn encode_error_reply<'m>(
+    buf: &mut BytesMut,
+    request: &Message,
+    text: &str,
+    metadata: impl IntoIterator<Item = (&'m [u8], &'m [u8])>,
+    payload: &[u8],
+) -> usize {
+    let mut writer = FrameWriter::reply(buf, request, payload.len());
+    writer.error(text);
+    for (key, value) in metadata {
+        if key != ERROR_KEY.as_bytes() {
+            writer.metadata(key, value);
+        }
+    }
+    let mut payload_writer = writer.payload();
+    payload_writer.put(payload);
+    payload_writer.finish_reply(request.header())
+}
+
+/// Writes the reply to a heartbeat (spec 4.4): the request echoed whole with the response bit set,
+/// metadata included, and the payload compressed again with the request's type whatever its size.
+pub fn encode_heartbeat_reply(buf: &mut BytesMut, request: &Message) -> usize {
+    let mut header = *request.header();
+    header.set_message_type(crate::MessageType::Response);
+    let mut writer = FrameWriter::new(
+        buf,
+        &header,
+        request.service_path(),
+        request.service_method(),
+        request.payload().len(),
+    );
+    writer.metadata_block(request.metadata().as_bytes());
+    let mut payload_writer = writer.payload();
+    payload_writer.put(request.payload());
+    payload_writer.finish_compressed(header.compress_type())
+}
