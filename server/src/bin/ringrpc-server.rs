@@ -1,1 +1,106 @@
-fn main() {}
+//! `ringrpc-server`: serves the demo services (Arith, Echo) on a thread-per-core io_uring runtime.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use ringrpc_codec::Limits;
+use ringrpc_server::config::parse_cpu_list;
+use ringrpc_server::{demo, IoDriver, Server, ServerConfig, Shutdown};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// A thread-per-core rpcx server on io_uring, wire-compatible with Go rpcx clients.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on (every worker binds it with SO_REUSEPORT).
+    #[arg(long, default_value = "127.0.0.1:8972")]
+    addr: SocketAddr,
+    /// Worker threads, one pinned monoio runtime each [default: one per CPU of --cpus, else per core].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Cores to pin the workers to, e.g. `0`, `0-3` or `0,2`.
+    #[arg(long, value_parser = parse_cpu_list)]
+    cpus: Option<Vec<usize>>,
+    /// IO driver: uring, epoll or auto (io_uring, else epoll with a log line).
+    #[arg(long, default_value = "auto")]
+    io: IoDriver,
+    /// Largest accepted frame body (total-length field), in bytes.
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_FRAME_LEN)]
+    max_frame: u32,
+    /// Largest payload a gzip frame may decompress to, in bytes.
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_DECOMPRESSED_LEN)]
+    max_decompressed: usize,
+    /// Requests running at once per connection before its reads pause.
+    #[arg(long, default_value_t = 1024)]
+    max_in_flight: usize,
+    /// Reply bytes waiting per connection before its reads pause.
+    #[arg(long, default_value_t = 4 << 20)]
+    max_pending_write: usize,
+    /// Seconds a graceful shutdown may take (SIGINT/SIGTERM).
+    #[arg(long, default_value_t = 10.0)]
+    grace: f64,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+
+    let threads = args
+        .threads
+        .or_else(|| args.cpus.as_ref().map(Vec::len))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let mut config = ServerConfig::default()
+        .addr(args.addr)
+        .threads(threads)
+        .io(args.io)
+        .limits(Limits {
+            max_frame_len: args.max_frame,
+            max_decompressed_len: args.max_decompressed,
+        })
+        .max_in_flight(args.max_in_flight)
+        .max_pending_write(args.max_pending_write)
+        .grace_period(Duration::from_secs_f64(args.grace.max(0.0)));
+    if let Some(cpus) = args.cpus {
+        config = config.cpus(cpus);
+    }
+
+    let table = match demo::demo_table() {
+        Ok(table) => table,
+        Err(e) => {
+            tracing::error!("service registration failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shutdown = Shutdown::new();
+    if let Err(e) = shutdown.on_signals() {
+        tracing::error!("cannot install the signal handler: {e}");
+        return ExitCode::FAILURE;
+    }
+    let running = match Server::new(config, table).start(&shutdown) {
+        Ok(running) => running,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        addr = %running.local_addr(),
+        threads,
+        driver = ?running.driver(),
+        "listening on {}",
+        running.local_addr()
+    );
+    running.join();
+    tracing::info!("shut down");
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,208 @@
+//! One connection: read into a pooled buffer → decode every whole frame → dispatch → replies into
+//! a pooled output buffer → one write for all that are ready.
+//!
+//! Two tasks share the connection's [`Shared`] state: the reader (this function's own task) and
+//! a writer. Plain methods reply inline, straight into the output buffer; async methods run as
+//! their own tasks and add their reply when done, so replies leave in completion order as Go's do
+//! (rpcx-protocol.md 4.1). The writer swaps the output buffer with its spare and writes it whole,
+//! so a batch of replies costs one write. Back-pressure: past `max_in_flight` running requests or
+//! `max_pending_write` bytes waiting, the reader stops reading until the writer or the handlers
+//! catch up. Nothing here knows JSON or services: it sees frames and a [`ServiceTable`].
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use bytes::BytesMut;
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
+use monoio::net::TcpStream;
+use ringrpc_codec::{DecodeError, Decoder};
+
+use crate::config::ServerConfig;
+use crate::runtime::WorkerState;
+use crate::service::{Dispatch, ServiceTable};
+
+/// What the reader, the writer and running requests of one connection share.
+struct Shared {
+    /// Replies waiting to be written.
+    out: RefCell<BytesMut>,
+    /// Async requests still running.
+    in_flight: Cell<usize>,
+    /// The reader has stopped: EOF, shutdown, a protocol error or a failed write.
+    reading_done: Cell<bool>,
+    /// Stop at once: drop what is pending (protocol error or write failure).
+    aborted: Cell<bool>,
+    writer: WakerSlot,
+    reader: WakerSlot,
+}
+
+/// One parked task, woken when the state it waits on changes.
+#[derive(Default)]
+struct WakerSlot(Cell<Option<Waker>>);
+
+impl WakerSlot {
+    fn wake(&self) {
+        if let Some(waker) = self.0.take() {
+            waker.wake();
+        }
+    }
+
+    async fn wait_until(&self, ready: impl Fn() -> bool) {
+        std::future::poll_fn(|cx| {
+            if ready() {
+                Poll::Ready(())
+            } else {
+                self.0.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// Serves one accepted connection until the peer closes it, shutdown stops it, or it breaks the
+/// protocol (logged with the reason; other connections are untouched, spec 1.8).
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    table: Rc<ServiceTable>,
+    config: Rc<ServerConfig>,
+    worker: Rc<WorkerState>,
+) {
+    let (mut reader, writer) = stream.into_split();
+    let shared = Rc::new(Shared {
+        out: RefCell::new(worker.take_buffer(config.read_buffer)),
+        in_flight: Cell::new(0),
+        reading_done: Cell::new(false),
+        aborted: Cell::new(false),
+        writer: WakerSlot::default(),
+        reader: WakerSlot::default(),
+    });
+    let spare = worker.take_buffer(config.read_buffer);
+    let writer_task = monoio::spawn(write_loop(writer, shared.clone(), spare));
+
+    let decoder = Decoder::new(config.limits);
+    let mut rbuf = worker.take_buffer(config.read_buffer);
+    'read: loop {
+        // Back-pressure: wait until running requests and unwritten replies are under their caps.
+        let over = || {
+            !shared.aborted.get()
+                && (shared.in_flight.get() >= config.max_in_flight
+                    || shared.out.borrow().len() >= config.max_pending_write)
+        };
+        if over() {
+            shared.reader.wait_until(|| !over()).await;
+        }
+        if shared.aborted.get() {
+            break;
+        }
+
+        // Room for the rest of the frame being received, or a fresh chunk.
+        let want = match decoder.frame_len(&rbuf) {
+            Ok(Some(frame_len)) if frame_len > rbuf.len() => frame_len - rbuf.len(),
+            _ => config.read_buffer / 2,
+        };
+        if rbuf.capacity() - rbuf.len() < want {
+            rbuf.reserve(want.max(config.read_buffer / 2));
+        }
+        let len = rbuf.len();
+        let cap = rbuf.capacity();
+        let (result, slice) = reader.read(rbuf.slice_mut(len..cap)).await;
+        rbuf = slice.into_inner();
+        match result {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(%peer, "read failed: {e}");
+                break;
+            }
+        }
+
+        loop {
+            match decoder.decode(&mut rbuf) {
+                Ok(Some(request)) => {
+                    let dispatch = table.dispatch(request, peer, &mut shared.out.borrow_mut());
+                    if let Dispatch::Pending(reply) = dispatch {
+                        shared.in_flight.set(shared.in_flight.get() + 1);
+                        let shared = shared.clone();
+                        monoio::spawn(async move {
+                            let frame = reply.await;
+                            shared.in_flight.set(shared.in_flight.get() - 1);
+                            if let Some(frame) = frame {
+                                if !shared.aborted.get() {
+                                    shared.out.borrow_mut().extend_from_slice(&frame);
+                                }
+                            }
+                            shared.writer.wake();
+                            shared.reader.wake();
+                        });
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    log_protocol_error(peer, &e);
+                    // Replies already made for earlier frames still go out; then the connection
+                    // closes without answering the bad frame (spec 1.8).
+                    break 'read;
+                }
+            }
+        }
+        if !shared.out.borrow().is_empty() {
+            shared.writer.wake();
+        }
+    }
+
+    shared.reading_done.set(true);
+    shared.writer.wake();
+    // The writer finishes once running requests are done and every reply is written.
+    let spare = writer_task.await;
+    worker.return_buffer(spare);
+    worker.return_buffer(rbuf);
+    let out = shared.out.replace(BytesMut::new());
+    worker.return_buffer(out);
+}
+
+fn log_protocol_error(peer: SocketAddr, error: &DecodeError) {
+    tracing::warn!(%peer, "closing connection: {error}");
+}
+
+/// Writes whatever replies are waiting, one write per batch, until the reader is done and no
+/// request is still running.
+async fn write_loop<W: monoio::io::AsyncWriteRent>(
+    mut writer: W,
+    shared: Rc<Shared>,
+    mut spare: BytesMut,
+) -> BytesMut {
+    loop {
+        shared
+            .writer
+            .wait_until(|| {
+                !shared.out.borrow().is_empty()
+                    || shared.aborted.get()
+                    || (shared.reading_done.get() && shared.in_flight.get() == 0)
+            })
+            .await;
+        if shared.out.borrow().is_empty() {
+            // Nothing left to write: either aborted, or done and drained.
+            if shared.aborted.get() || shared.in_flight.get() == 0 {
+                break;
+            }
+            continue;
+        }
+        spare.clear();
+        std::mem::swap(&mut *shared.out.borrow_mut(), &mut spare);
+        let (result, buf) = writer.write_all(spare).await;
+        spare = buf;
+        // A batch just left: the reader may be waiting for room.
+        shared.reader.wake();
+        if let Err(e) = result {
+            tracing::debug!("write failed: {e}");
+            shared.aborted.set(true);
+            break;
+        }
+    }
+    let _ = writer.shutdown().await;
+    spare
+}
