@@ -22,7 +22,7 @@ use ringrpc_codec::{DecodeError, Decoder};
 
 use crate::config::ServerConfig;
 use crate::runtime::WorkerState;
-use crate::service::{Dispatch, ServiceTable};
+use crate::service::{Dispatch, LocalFuture, ServiceTable};
 
 /// What the reader, the writer and running requests of one connection share.
 struct Shared {
@@ -85,18 +85,41 @@ pub async fn serve(
 
     let decoder = Decoder::new(config.limits);
     let mut rbuf = worker.take_buffer(config.read_buffer);
+    // Back-pressure: past either cap, no frame is dispatched (and nothing read) until the
+    // writer or the running requests catch up.
+    let over = || {
+        !shared.aborted.get()
+            && (shared.in_flight.get() >= config.max_in_flight
+                || shared.out.borrow().len() >= config.max_pending_write)
+    };
     'read: loop {
-        // Back-pressure: wait until running requests and unwritten replies are under their caps.
-        let over = || {
-            !shared.aborted.get()
-                && (shared.in_flight.get() >= config.max_in_flight
-                    || shared.out.borrow().len() >= config.max_pending_write)
-        };
-        if over() {
-            shared.reader.wait_until(|| !over()).await;
+        // Dispatch every whole frame buffered, as the caps allow.
+        loop {
+            if over() {
+                shared.writer.wake();
+                shared.reader.wait_until(|| !over()).await;
+            }
+            if shared.aborted.get() {
+                break 'read;
+            }
+            match decoder.decode(&mut rbuf) {
+                Ok(Some(request)) => {
+                    let dispatch = table.dispatch(request, peer, &mut shared.out.borrow_mut());
+                    if let Dispatch::Pending(reply) = dispatch {
+                        spawn_pending(&shared, reply);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    log_protocol_error(peer, &e);
+                    // Replies already made for earlier frames still go out; then the connection
+                    // closes without answering the bad frame (spec 1.8).
+                    break 'read;
+                }
+            }
         }
-        if shared.aborted.get() {
-            break;
+        if !shared.out.borrow().is_empty() {
+            shared.writer.wake();
         }
 
         // Room for the rest of the frame being received, or a fresh chunk.
@@ -119,39 +142,6 @@ pub async fn serve(
                 break;
             }
         }
-
-        loop {
-            match decoder.decode(&mut rbuf) {
-                Ok(Some(request)) => {
-                    let dispatch = table.dispatch(request, peer, &mut shared.out.borrow_mut());
-                    if let Dispatch::Pending(reply) = dispatch {
-                        shared.in_flight.set(shared.in_flight.get() + 1);
-                        let shared = shared.clone();
-                        monoio::spawn(async move {
-                            let frame = reply.await;
-                            shared.in_flight.set(shared.in_flight.get() - 1);
-                            if let Some(frame) = frame {
-                                if !shared.aborted.get() {
-                                    shared.out.borrow_mut().extend_from_slice(&frame);
-                                }
-                            }
-                            shared.writer.wake();
-                            shared.reader.wake();
-                        });
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    log_protocol_error(peer, &e);
-                    // Replies already made for earlier frames still go out; then the connection
-                    // closes without answering the bad frame (spec 1.8).
-                    break 'read;
-                }
-            }
-        }
-        if !shared.out.borrow().is_empty() {
-            shared.writer.wake();
-        }
     }
 
     shared.reading_done.set(true);
@@ -162,6 +152,23 @@ pub async fn serve(
     worker.return_buffer(rbuf);
     let out = shared.out.replace(BytesMut::new());
     worker.return_buffer(out);
+}
+
+/// Runs an async request as its own task; its reply joins the output buffer when it is done.
+fn spawn_pending(shared: &Rc<Shared>, reply: LocalFuture<Option<BytesMut>>) {
+    shared.in_flight.set(shared.in_flight.get() + 1);
+    let shared = shared.clone();
+    monoio::spawn(async move {
+        let frame = reply.await;
+        shared.in_flight.set(shared.in_flight.get() - 1);
+        if let Some(frame) = frame {
+            if !shared.aborted.get() {
+                shared.out.borrow_mut().extend_from_slice(&frame);
+            }
+        }
+        shared.writer.wake();
+        shared.reader.wake();
+    });
 }
 
 fn log_protocol_error(peer: SocketAddr, error: &DecodeError) {

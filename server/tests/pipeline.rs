@@ -1,0 +1,230 @@
+//! Many requests at once: pipelined bursts, odd framing, slow handlers beside fast ones, many
+//! connections, back-pressure.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::{request, TestServer};
+use ringrpc_codec::{MessageStatus, SerializeType};
+use ringrpc_server::ServerConfig;
+
+#[test]
+fn pipelined_burst_with_repeated_and_random_seqs_is_all_answered() {
+    let server = TestServer::start(2);
+    let mut client = server.connect();
+    // A cheap xorshift: repeated seqs on purpose (the server must never dedupe, spec 5).
+    let mut state = 0x9E3779B97F4A7C15u64;
+    let mut expected: HashMap<u64, Vec<Vec<u8>>> = HashMap::new();
+    let mut burst = Vec::new();
+    for i in 0..5000u64 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let seq = if i % 10 == 0 { 42 } else { state };
+        let payload = format!("payload-{i}").into_bytes();
+        burst.extend_from_slice(&request(
+            seq,
+            "Echo",
+            "Echo",
+            SerializeType::Raw,
+            &[],
+            &payload,
+        ));
+        expected.entry(seq).or_default().push(payload);
+    }
+    client.send(&burst);
+    for _ in 0..5000 {
+        let reply = client.recv();
+        assert_eq!(reply.header().status(), MessageStatus::Normal);
+        let payloads = expected.get_mut(&reply.seq()).expect("a seq we sent");
+        let at = payloads
+            .iter()
+            .position(|p| p[..] == reply.payload()[..])
+            .expect("a payload we sent with this seq");
+        payloads.swap_remove(at);
+    }
+    assert!(expected.values().all(Vec::is_empty));
+}
+
+#[test]
+fn frames_split_byte_by_byte_are_reassembled() {
+    let server = TestServer::start(1);
+    let mut client = server.connect();
+    let frame = request(
+        7,
+        "Arith",
+        "Mul",
+        SerializeType::Json,
+        &[("k", "v")],
+        br#"{"A":6,"B":7}"#,
+    );
+    for byte in &frame {
+        client.send(std::slice::from_ref(byte));
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let reply = client.recv();
+    assert_eq!(reply.seq(), 7);
+    assert_eq!(&reply.payload()[..], br#"{"C":42}"#);
+}
+
+#[test]
+fn many_frames_coalesced_in_one_write_and_straddling_writes() {
+    let server = TestServer::start(1);
+    let mut client = server.connect();
+    let mut stream = Vec::new();
+    for seq in 0..200u64 {
+        let payload = vec![b'a' + (seq % 26) as u8; (seq as usize * 37) % 3000];
+        stream.extend_from_slice(&request(
+            seq,
+            "Echo",
+            "Echo",
+            SerializeType::Raw,
+            &[],
+            &payload,
+        ));
+    }
+    // Writes of an odd size so frames straddle them.
+    for chunk in stream.chunks(997) {
+        client.send(chunk);
+    }
+    for seq in 0..200u64 {
+        let reply = client.recv();
+        assert_eq!(reply.seq(), seq, "inline replies keep request order");
+        assert_eq!(reply.payload().len(), (seq as usize * 37) % 3000);
+    }
+}
+
+#[test]
+fn a_slow_handler_does_not_hold_back_the_others() {
+    let server = TestServer::start(1);
+    let mut client = server.connect();
+    let started = Instant::now();
+    client.send(&request(
+        1,
+        "Echo",
+        "Sleep",
+        SerializeType::Raw,
+        &[],
+        b"500",
+    ));
+    client.send(&request(
+        2,
+        "Echo",
+        "Echo",
+        SerializeType::Raw,
+        &[],
+        b"fast",
+    ));
+    let first = client.recv();
+    assert_eq!(first.seq(), 2, "the fast reply overtakes the slow one");
+    assert!(started.elapsed() < Duration::from_millis(400));
+    let second = client.recv();
+    assert_eq!(second.seq(), 1);
+    assert_eq!(&second.payload()[..], b"500");
+    assert!(started.elapsed() >= Duration::from_millis(500));
+}
+
+#[test]
+fn thousand_concurrent_connections() {
+    let server = TestServer::start(2);
+    let mut clients: Vec<_> = (0..1000).map(|_| server.connect()).collect();
+    for (i, client) in clients.iter_mut().enumerate() {
+        let payload = format!(r#"{{"A":{i},"B":3}}"#);
+        client.send(&request(
+            i as u64,
+            "Arith",
+            "Mul",
+            SerializeType::Json,
+            &[],
+            payload.as_bytes(),
+        ));
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        let reply = client.recv();
+        assert_eq!(reply.seq(), i as u64);
+        assert_eq!(
+            reply.payload()[..],
+            format!(r#"{{"C":{}}}"#, i * 3).into_bytes()[..]
+        );
+    }
+}
+
+#[test]
+fn back_pressure_pauses_reading_but_answers_everything() {
+    // Two running requests at most: the rest wait in the socket, then all are answered.
+    let config = ServerConfig::default().threads(1).max_in_flight(2);
+    let server = TestServer::with(config, ringrpc_server::demo::demo_table().unwrap());
+    let mut client = server.connect();
+    let mut burst = Vec::new();
+    for seq in 0..20u64 {
+        burst.extend_from_slice(&request(
+            seq,
+            "Echo",
+            "Sleep",
+            SerializeType::Raw,
+            &[],
+            b"20",
+        ));
+    }
+    let started = Instant::now();
+    client.send(&burst);
+    let mut seen: Vec<u64> = (0..20).map(|_| client.recv().seq()).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..20).collect::<Vec<_>>());
+    // 20 sleeps of 20 ms, two at a time, take at least ~200 ms; unbounded they would take ~20 ms.
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_grow_server_memory_without_bound() {
+    // Small write cap: the server stops reading this connection once 64 KiB of replies wait.
+    let config = ServerConfig::default()
+        .threads(1)
+        .max_pending_write(64 << 10);
+    let server = TestServer::with(config, ringrpc_server::demo::demo_table().unwrap());
+    let mut hog = server.connect();
+    hog.stream.set_nonblocking(true).unwrap();
+    let frame = request(1, "Echo", "Echo", SerializeType::Raw, &[], &[0u8; 16 << 10]);
+    // Frames written back to back; `offset` keeps partial writes in sync with frame boundaries.
+    let mut sent = 0usize;
+    let mut offset = 0usize;
+    let mut blocked = false;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match std::io::Write::write(&mut hog.stream, &frame[offset..]) {
+            Ok(n) => {
+                sent += n;
+                offset = (offset + n) % frame.len();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // Give the server every chance to read more before concluding it stopped.
+                std::thread::sleep(Duration::from_millis(200));
+                match std::io::Write::write(&mut hog.stream, &frame[offset..]) {
+                    Ok(n) => {
+                        sent += n;
+                        offset = (offset + n) % frame.len();
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        blocked = true;
+                        break;
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // The socket buffers fill up and the client's writes block: the server stopped reading
+    // instead of buffering replies without bound.
+    assert!(blocked, "server kept reading: {sent} bytes taken in 5 s");
+    // Other connections are still served.
+    let mut other = server.connect();
+    let reply = other.call(9, "Echo", "Echo", SerializeType::Raw, b"still here");
+    assert_eq!(&reply.payload()[..], b"still here");
+}
