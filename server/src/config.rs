@@ -125,6 +125,18 @@ impl ServerConfig {
     }
 }
 
+/// A list of CPU ids, parsed from `0`, `0-3` or `0,2,4-5` (the `--cpus` flag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+impl std::str::FromStr for CpuList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_cpu_list(s).map(CpuList)
+    }
+}
+
 /// Parses a CPU list such as `0`, `0-3` or `0,2,4-5`.
 pub fn parse_cpu_list(list: &str) -> Result<Vec<usize>, String> {
     let mut cpus = Vec::new();

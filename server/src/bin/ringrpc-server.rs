@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use ringrpc_codec::Limits;
-use ringrpc_server::config::parse_cpu_list;
+use ringrpc_server::config::CpuList;
 use ringrpc_server::{demo, IoDriver, Server, ServerConfig, Shutdown};
 
 #[global_allocator]
@@ -23,8 +23,8 @@ struct Args {
     #[arg(long)]
     threads: Option<usize>,
     /// Cores to pin the workers to, e.g. `0`, `0-3` or `0,2`.
-    #[arg(long, value_parser = parse_cpu_list)]
-    cpus: Option<Vec<usize>>,
+    #[arg(long)]
+    cpus: Option<CpuList>,
     /// IO driver: uring, epoll or auto (io_uring, else epoll with a log line).
     #[arg(long, default_value = "auto")]
     io: IoDriver,
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
 
     let threads = args
         .threads
-        .or_else(|| args.cpus.as_ref().map(Vec::len))
+        .or_else(|| args.cpus.as_ref().map(|cpus| cpus.0.len()))
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut config = ServerConfig::default()
         .addr(args.addr)
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         .max_in_flight(args.max_in_flight)
         .max_pending_write(args.max_pending_write)
         .grace_period(Duration::from_secs_f64(args.grace.max(0.0)));
-    if let Some(cpus) = args.cpus {
+    if let Some(CpuList(cpus)) = args.cpus {
         config = config.cpus(cpus);
     }
 
