@@ -97,7 +97,7 @@ func TestAuth(t *testing.T) {
 		opt := options(protocol.MsgPack)
 		opt.Heartbeat = true
 		opt.HeartbeatInterval = 50 * time.Millisecond
-		opt.MaxWaitForHeartbeat = 500 * time.Millisecond
+		opt.MaxWaitForHeartbeat = 2 * time.Second
 		wire := &wireLog{}
 		c := dial(t, addr, opt, wire)
 		time.Sleep(600 * time.Millisecond)

@@ -85,9 +85,11 @@ func TestErrors(t *testing.T) {
 		// the codec's own and differs between implementations), and the connection stays usable.
 		c := dial(t, env.addr, options(protocol.SerializeNone), nil)
 		var reply []byte
-		if err := c.Call(callContext(t), "Arith", "Mul", []byte("not a struct"), &reply); err == nil {
+		err := c.Call(callContext(t), "Arith", "Mul", []byte("not a struct"), &reply)
+		if err == nil {
 			t.Fatalf("Arith.Mul with a raw payload succeeded (reply %q), want an error", reply)
 		}
+		t.Logf("error text: %q", err)
 		if err := c.Call(callContext(t), "Echo", "Echo", []byte("still here"), &reply); err != nil || string(reply) != "still here" {
 			t.Fatalf("Echo.Echo after the error = %q, %v", reply, err)
 		}

@@ -115,7 +115,9 @@ pub fn within<T: Send + 'static>(
         r
     });
     match rx.recv_timeout(limit) {
-        Ok(()) => handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        Ok(()) => handle
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p)),
         Err(mpsc::RecvTimeoutError::Disconnected) => {
             // `f` panicked before sending.
             match handle.join() {
@@ -124,7 +126,9 @@ pub fn within<T: Send + 'static>(
             }
         }
         Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{what}: no reply within {limit:?} (server hung, or rpcx_client lost the framing)")
+            panic!(
+                "{what}: no reply within {limit:?} (server hung, or rpcx_client lost the framing)"
+            )
         }
     }
 }

@@ -116,7 +116,14 @@ fn check_div_by_zero(st: SerializeType, ct: CompressType) {
                 Err(e) => panic!("{what}: rpcx-rs peer should answer C=0, got error {e}"),
             },
         }
-        expect_c(&mut c, "Mul", 6, 7, 42, &format!("{what}, after Div by zero"));
+        expect_c(
+            &mut c,
+            "Mul",
+            6,
+            7,
+            42,
+            &format!("{what}, after Div by zero"),
+        );
     });
 }
 
@@ -145,7 +152,10 @@ fn unknown_service_and_method() {
     within("unknown service", STEP_TIMEOUT, move || {
         let mut c = connect(&addr, JSON, PLAIN);
         let meta: Metadata = HashMap::new();
-        let cases = [("Nope", "Missing", "can't find service"), ("Arith", "Pow", "can't find method")];
+        let cases = [
+            ("Nope", "Missing", "can't find service"),
+            ("Arith", "Pow", "can't find method"),
+        ];
         for (path, method, want) in cases {
             let r = c
                 .call::<ArithReply>(path, method, false, &meta, &ArithArgs { a: 1, b: 2 })
@@ -154,7 +164,10 @@ fn unknown_service_and_method() {
                 (_, Ok(v)) => panic!("{path}.{method}: succeeded with {v:?}, want error"),
                 (ServerKind::Ringrpc, Err(e)) => {
                     let text = e.to_string();
-                    assert!(text.contains(want), "{path}.{method}: error {text:?} lacks {want:?}");
+                    assert!(
+                        text.contains(want),
+                        "{path}.{method}: error {text:?} lacks {want:?}"
+                    );
                 }
                 (ServerKind::RpcxRs, Err(e)) => {
                     println!("{path}.{method} against rpcx-rs: client error {e}");
@@ -187,15 +200,25 @@ fn check_echo(ct: CompressType) {
     within(&what.clone(), STEP_TIMEOUT, move || {
         let mut c = connect(&addr, RAW, ct);
         let meta: Metadata = HashMap::new();
-        for (i, len) in [0usize, 1, 2, 13, 100, 1000, 1024, 1025, 4096].into_iter().enumerate() {
-            let data = if i == 2 { vec![0u8; len] } else { pattern(len, i as u64 + 1) };
+        for (i, len) in [0usize, 1, 2, 13, 100, 1000, 1024, 1025, 4096]
+            .into_iter()
+            .enumerate()
+        {
+            let data = if i == 2 {
+                vec![0u8; len]
+            } else {
+                pattern(len, i as u64 + 1)
+            };
             let args = BytesMut::from(&data[..]);
             let r = c
                 .call::<BytesMut>("Echo", "Echo", false, &meta, &args)
                 .expect("Some for a two-way call")
                 .unwrap_or_else(|e| panic!("{what}: Echo of {len} bytes failed: {e}"));
             assert_eq!(r.len(), len, "{what}: Echo length");
-            assert!(r[..] == data[..], "{what}: Echo of {len} bytes changed the bytes");
+            assert!(
+                r[..] == data[..],
+                "{what}: Echo of {len} bytes changed the bytes"
+            );
         }
     });
 }
@@ -251,7 +274,13 @@ fn check_concurrent(st: SerializeType, ct: CompressType, batches: usize) {
                 .map(|i| {
                     let k = (batch * IN_FLIGHT + i) as i64;
                     let method = ["Mul", "Add", "Div"][i % 3];
-                    (method, ArithArgs { a: k * 31 - 777, b: (k % 97) + 1 })
+                    (
+                        method,
+                        ArithArgs {
+                            a: k * 31 - 777,
+                            b: (k % 97) + 1,
+                        },
+                    )
                 })
                 .collect();
             let futures: Vec<_> = args
@@ -290,7 +319,12 @@ fn concurrent_batches_msgpack_gzip() {
 fn parallel_connections() {
     let Some(addr) = server_addr() else { return };
     within("parallel connections", STEP_TIMEOUT * 3, move || {
-        let combos = [(JSON, PLAIN), (JSON, GZIP), (MSGPACK, PLAIN), (MSGPACK, GZIP)];
+        let combos = [
+            (JSON, PLAIN),
+            (JSON, GZIP),
+            (MSGPACK, PLAIN),
+            (MSGPACK, GZIP),
+        ];
         let handles: Vec<_> = combos
             .into_iter()
             .enumerate()

@@ -1,0 +1,210 @@
+//! Criterion benchmarks of the codec on the request path: decoding requests from a warm receive
+//! buffer, encoding requests and replies into a warm output buffer, and gzip both ways.
+//!
+//! Requests: a raw `Echo.Echo` with a 581-byte payload and a JSON `Arith.Mul` with `{"A":10,"B":20}`,
+//! each without metadata and with two pairs. Run:
+//! `cargo bench -p ringrpc-benches --bench codec -- --warm-up-time 1 --measurement-time 3`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ringrpc_codec::compress::gzip_into;
+use ringrpc_codec::{encode_frame, encode_reply, gunzip, Decoder, Header, Message, SerializeType};
+
+/// One benchmarked request and the reply a service would give.
+struct Case {
+    name: String,
+    serialize: SerializeType,
+    path: &'static [u8],
+    method: &'static [u8],
+    metadata: &'static [(&'static [u8], &'static [u8])],
+    payload: Vec<u8>,
+    reply: Vec<u8>,
+}
+
+const TWO_PAIRS: &[(&[u8], &[u8])] = &[
+    (b"__ServerTimeout", b"5000"),
+    (b"trace-id", b"4bf92f3577b34da6a3ce929d0e0e4736"),
+];
+
+fn cases() -> Vec<Case> {
+    let echo: Vec<u8> = (0..581u32)
+        .map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789"[(i * 7 % 36) as usize])
+        .collect();
+    let mut out = Vec::new();
+    for (suffix, metadata) in [("", &[][..]), ("+meta2", TWO_PAIRS)] {
+        out.push(Case {
+            name: format!("echo581{suffix}"),
+            serialize: SerializeType::Raw,
+            path: b"Echo",
+            method: b"Echo",
+            metadata,
+            payload: echo.clone(),
+            reply: echo.clone(),
+        });
+        out.push(Case {
+            name: format!("mul_json{suffix}"),
+            serialize: SerializeType::Json,
+            path: b"Arith",
+            method: b"Mul",
+            metadata,
+            payload: br#"{"A":10,"B":20}"#.to_vec(),
+            reply: br#"{"C":200}"#.to_vec(),
+        });
+    }
+    out
+}
+
+impl Case {
+    fn header(&self) -> Header {
+        let mut header = Header::new();
+        header.set_serialize_type(self.serialize).set_seq(42);
+        header
+    }
+
+    fn encode_request(&self, out: &mut BytesMut) -> usize {
+        encode_frame(
+            out,
+            &self.header(),
+            self.path,
+            self.method,
+            self.metadata.iter().copied(),
+            &self.payload,
+        )
+    }
+
+    fn request(&self) -> Message {
+        let mut buf = BytesMut::new();
+        self.encode_request(&mut buf);
+        Decoder::default().decode(&mut buf).unwrap().unwrap()
+    }
+}
+
+/// Frames buffered per refill of the receive buffer, as if one read returned that many.
+const PIPELINE: u64 = 256;
+
+fn decode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decode");
+    for case in cases() {
+        let mut wire = BytesMut::new();
+        let frame_len = case.encode_request(&mut wire);
+        let batch: Vec<u8> = wire
+            .iter()
+            .copied()
+            .cycle()
+            .take(frame_len * PIPELINE as usize)
+            .collect();
+        let decoder = Decoder::default();
+        let mut recv = BytesMut::with_capacity(batch.len());
+        group.throughput(Throughput::Bytes(frame_len as u64));
+        group.bench_function(BenchmarkId::from_parameter(&case.name), |b| {
+            // Only the decode calls are timed; refilling the buffer (a socket read) is not.
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let n = left.min(PIPELINE);
+                    recv.extend_from_slice(&batch[..frame_len * n as usize]);
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        black_box(decoder.decode(&mut recv).unwrap().unwrap());
+                    }
+                    total += start.elapsed();
+                    left -= n;
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
+fn encode_request(c: &mut Criterion) {
+    let mut group = c.benchmark_group("encode_request");
+    for case in cases() {
+        let mut out = BytesMut::with_capacity(4096);
+        group.bench_function(BenchmarkId::from_parameter(&case.name), |b| {
+            b.iter(|| {
+                black_box(case.encode_request(&mut out));
+                out.clear();
+            })
+        });
+    }
+    group.finish();
+}
+
+fn encode_reply_bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("encode_reply");
+    for case in cases() {
+        let request = case.request();
+        let mut out = BytesMut::with_capacity(4096);
+        // The reply carries as much metadata as the request did (a service setting two keys).
+        group.bench_function(BenchmarkId::from_parameter(&case.name), |b| {
+            b.iter(|| {
+                black_box(encode_reply(
+                    &mut out,
+                    black_box(&request),
+                    case.metadata.iter().copied(),
+                    black_box(&case.reply),
+                ));
+                out.clear();
+            })
+        });
+    }
+    group.finish();
+}
+
+/// 4 KiB of JSON records with varying numbers and random-looking tokens: compresses to roughly a
+/// third, as API payloads do.
+fn json_4k() -> Vec<u8> {
+    let mut out = Vec::with_capacity(4096 + 256);
+    out.push(b'[');
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut id = 1000;
+    while out.len() < 4096 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        id += 1 + state % 7;
+        let record = format!(
+            r#"{{"id":{id},"user":"user-{:04}","score":{}.{:03},"active":{},"token":"{:016x}"}},"#,
+            state % 5000,
+            state % 100,
+            (state >> 8) % 1000,
+            state % 3 == 0,
+            state.rotate_left(17),
+        );
+        out.extend_from_slice(record.as_bytes());
+    }
+    out.truncate(4096);
+    out
+}
+
+fn gzip(c: &mut Criterion) {
+    let payload = json_4k();
+    let mut packed = BytesMut::new();
+    gzip_into(&payload, &mut packed);
+    eprintln!(
+        "gzip: 4096-byte JSON payload compresses to {} bytes ({:.0}%)",
+        packed.len(),
+        packed.len() as f64 * 100.0 / 4096.0
+    );
+    let mut group = c.benchmark_group("gzip_4k");
+    group.throughput(Throughput::Bytes(payload.len() as u64));
+    let mut out = BytesMut::with_capacity(8192);
+    group.bench_function("compress", |b| {
+        b.iter(|| {
+            gzip_into(black_box(&payload), &mut out);
+            out.clear();
+        })
+    });
+    group.bench_function("decompress", |b| {
+        b.iter(|| black_box(gunzip(black_box(&packed), usize::MAX).unwrap()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, encode_request, encode_reply_bench, gzip);
+criterion_main!(benches);

@@ -1,0 +1,94 @@
+// Command go-rpcx-server is the Go rpcx reference server that ringrpc is compared with: the same
+// demo services (Arith, Echo, Push) on the stock smallnest/rpcx server, used by the conformance
+// suite (server/tests/go-client, scripts/go-suite.sh) and as the peer in benchmarks.
+//
+// It prints one line "listening on ADDR" once the socket is bound, and shuts down gracefully on
+// SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/smallnest/rpcx/protocol"
+	"github.com/smallnest/rpcx/server"
+	"github.com/smallnest/rpcx/serverplugin"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8972", "TCP address to listen on (port 0 picks a free port)")
+	procs := flag.Int("procs", 0, "GOMAXPROCS; 0 keeps the Go default")
+	authToken := flag.String("auth-token", "", "when set, every request must carry this __AUTH token")
+	rate := flag.Int64("rate", 0, "requests per second before rpcx refuses with a rate-limit error; 0 = off")
+	flag.Parse()
+
+	if *procs > 0 {
+		runtime.GOMAXPROCS(*procs)
+	}
+	if err := run(*addr, *authToken, *rate); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(addr, authToken string, rate int64) error {
+	s := server.NewServer()
+	if authToken != "" {
+		s.AuthFunc = func(ctx context.Context, req *protocol.Message, token string) error {
+			if token == authToken {
+				return nil
+			}
+			return errors.New("invalid token")
+		}
+	}
+	if rate > 0 {
+		// Non-blocking token bucket of `rate` tokens, refilled one every 1/rate s: a burst of up to
+		// `rate` requests passes, the rest get "request reached rate limit" (rpcx-protocol.md 4.10).
+		s.Plugins.Add(serverplugin.NewReqRateLimitingPlugin(time.Second/time.Duration(rate), rate, false))
+	}
+	if err := s.RegisterName("Arith", new(Arith), ""); err != nil {
+		return err
+	}
+	if err := s.RegisterName("Echo", new(Echo), ""); err != nil {
+		return err
+	}
+	if err := s.RegisterName("Push", &Push{srv: s}, ""); err != nil {
+		return err
+	}
+
+	// Listen here rather than in Serve so that "listening on" is printed only once the port is bound,
+	// and with the real port when addr ends in :0.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("listening on %s\n", ln.Addr())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- s.ServeListener("tcp", ln) }()
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-served; err != nil && !errors.Is(err, server.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,94 @@
+//! Fuzzes the decoder with arbitrary byte streams (rpcx-protocol.md 1.4–1.8).
+//!
+//! Checks, for any input: no panic; the stream decodes to the same frames and the same final error
+//! whether it arrives whole, one byte at a time or in 7-byte pieces; every decoded message's replies
+//! (normal, error, heartbeat) encode and decode back; small limits refuse frames without panicking.
+//! Seeds come from the golden vectors: `scripts/fuzz.sh` writes them.
+
+#![no_main]
+
+use bytes::BytesMut;
+use libfuzzer_sys::fuzz_target;
+use ringrpc_codec::{
+    encode_error_reply, encode_heartbeat_reply, encode_reply, Decoder, Limits, Message,
+};
+
+fuzz_target!(|data: &[u8]| {
+    let whole = run(&Decoder::default(), data, data.len().max(1));
+    for chunk in [1, 7] {
+        assert_eq!(
+            whole,
+            run(&Decoder::default(), data, chunk),
+            "the outcome depends on how the stream is cut ({chunk}-byte pieces)"
+        );
+    }
+    let small = Limits {
+        max_frame_len: 64,
+        max_decompressed_len: 64,
+    };
+    let limited = run(&Decoder::new(small), data, data.len().max(1));
+    // A limit can only stop decoding earlier, never change a frame.
+    assert!(limited.frames.len() <= whole.frames.len());
+    assert_eq!(limited.frames[..], whole.frames[..limited.frames.len()]);
+});
+
+/// What decoding a stream produced: each frame's bytes and payload, then the error that stopped it.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    frames: Vec<(Vec<u8>, Vec<u8>)>,
+    error: Option<String>,
+}
+
+/// Feeds `data` to `decoder` `chunk` bytes at a time, decoding all it can after each piece.
+fn run(decoder: &Decoder, data: &[u8], chunk: usize) -> Outcome {
+    let mut buf = BytesMut::new();
+    let mut outcome = Outcome {
+        frames: Vec::new(),
+        error: None,
+    };
+    for piece in data.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(msg)) => {
+                    check_replies(&msg);
+                    outcome
+                        .frames
+                        .push((msg.frame().to_vec(), msg.payload().to_vec()));
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    outcome.error = Some(e.to_string());
+                    return outcome;
+                }
+            }
+        }
+    }
+    outcome
+}
+
+/// Uses every accessor of `msg`, then encodes its three kinds of reply and decodes them back.
+fn check_replies(msg: &Message) {
+    let _ = format!("{msg:?}");
+    let meta = msg.metadata();
+    assert_eq!(meta.iter().count(), meta.len());
+    let _ = meta.get_str(ringrpc_codec::AUTH_KEY);
+
+    let mut out = BytesMut::new();
+    encode_reply(&mut out, msg, meta.iter(), msg.payload());
+    encode_error_reply(&mut out, msg, "fuzz", meta.iter(), msg.payload());
+    encode_heartbeat_reply(&mut out, msg);
+    let unlimited = Decoder::new(Limits::unlimited());
+    for _ in 0..3 {
+        let reply = unlimited
+            .decode(&mut out)
+            .expect("our own reply decodes")
+            .expect("whole reply");
+        assert!(reply.header().is_response());
+        assert_eq!(reply.seq(), msg.seq());
+        assert_eq!(reply.service_path(), msg.service_path());
+        assert_eq!(reply.service_method(), msg.service_method());
+        assert_eq!(reply.payload(), msg.payload());
+    }
+    assert!(out.is_empty());
+}
