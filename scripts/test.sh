@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README names it and .ci/run calls it.
+set -euo pipefail
+
+usage() {
+	cat <<'USAGE'
+Usage: scripts/test.sh [--help]
+
+Runs, in order:
+  1. cargo test --workspace            unit, property, end-to-end and smoke tests of every crate;
+  2. scripts/rpcx-rs-client.sh         the rpcx-rs client (crates.io) against a fresh ringrpc-server;
+  3. scripts/go-suite.sh               the stock Go rpcx client suite against the Go rpcx server
+                                       and against a fresh ringrpc-server.
+Exits non-zero on the first failure. Needs cargo and go (go missing: step 3 is skipped with a
+line, except under CI=true where it fails).
+USAGE
+}
+
+case "${1:-}" in
+-h | --help)
+	usage
+	exit 0
+	;;
+"") ;;
+*)
+	usage >&2
+	exit 2
+	;;
+esac
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+started=$(date +%s)
+
+echo "== cargo test --workspace"
+cargo test --workspace
+
+echo "== building ringrpc-server for the foreign-client suites"
+cargo build -p ringrpc-server
+server="$root/target/debug/ringrpc-server"
+
+echo "== rpcx-rs client (crates.io rpcx_client 0.3) against ringrpc-server"
+scripts/rpcx-rs-client.sh --server "$server"
+
+echo "== Go rpcx client suite against the Go rpcx server and ringrpc-server"
+scripts/go-suite.sh --ringrpc "$server"
+
+echo "== all tests passed in $(($(date +%s) - started)) s"
