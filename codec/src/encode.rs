@@ -30,7 +30,10 @@ impl<'a> FrameWriter<'a> {
         method: &[u8],
         payload_hint: usize,
     ) -> Self {
-        buf.reserve(HEADER_LEN + 16 + path.len() + method.len() + payload_hint);
+        reserve(
+            buf,
+            HEADER_LEN + 16 + path.len() + method.len() + payload_hint,
+        );
         let start = buf.len();
         buf.put_slice(header.as_bytes());
         buf.put_u32(path.len() as u32);
@@ -49,13 +52,21 @@ impl<'a> FrameWriter<'a> {
     /// Starts the response to `request` (spec 4.3): header cloned with compression cleared and the
     /// response bit set, path and method echoed, request metadata not echoed.
     pub fn reply(buf: &'a mut BytesMut, request: &Message, payload_hint: usize) -> Self {
-        FrameWriter::new(
+        // The reply starts as the request's own bytes up to the metadata (prefix, path, method):
+        // one copy, then the flags and length are patched.
+        let prefix = &request.frame()[..request.metadata_len_offset()];
+        reserve(buf, prefix.len() + 8 + payload_hint);
+        let start = buf.len();
+        buf.put_slice(prefix);
+        let header = request.header().response_header();
+        buf[start..start + HEADER_LEN].copy_from_slice(header.as_bytes());
+        let metadata_len_at = buf.len();
+        buf.put_u32(0);
+        FrameWriter {
             buf,
-            &request.header().response_header(),
-            request.service_path(),
-            request.service_method(),
-            payload_hint,
-        )
+            start,
+            metadata_len_at,
+        }
     }
 
     /// Appends one metadata pair.
@@ -152,6 +163,14 @@ impl PayloadWriter<'_> {
     pub fn finish_reply(self, request: &Header) -> usize {
         let compress = reply_compression(request, self.payload_len());
         self.finish_compressed(compress)
+    }
+}
+
+/// Makes room for `additional` bytes; the check is inlined so the common case costs a compare.
+#[inline]
+fn reserve(buf: &mut BytesMut, additional: usize) {
+    if buf.capacity() - buf.len() < additional {
+        buf.reserve(additional);
     }
 }
 

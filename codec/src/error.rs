@@ -35,6 +35,11 @@ pub enum DecodeError {
     #[error("message is too long: total length {len} exceeds the limit of {max} bytes")]
     FrameTooLong { len: u32, max: u32 },
 
+    /// A frame handed to `Message::parse` whose length is not the one its prefix announces (the
+    /// decoder never does this; a caller slicing frames by hand might).
+    #[error("frame of {actual} bytes announces {announced}")]
+    FrameLengthMismatch { announced: usize, actual: usize },
+
     /// A length field of the body runs past the end of the body (Go panics and serves a partial
     /// message here, rpcx-protocol.md 1.4; we refuse it, 9.1).
     #[error("{field} length {len} overruns the body ({remaining} bytes left)")]

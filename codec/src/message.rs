@@ -11,16 +11,17 @@ use crate::{
     BodyField, CompressType, DecodeError, Header, Limits, Metadata, SerializeType, HEADER_LEN,
 };
 
-/// Where a field lies inside the frame.
+/// Where a field lies inside the frame. `u32` offsets keep a `Message` small: it is moved
+/// through every handler call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Span {
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
 }
 
 impl Span {
     fn range(self) -> std::ops::Range<usize> {
-        self.start..self.end
+        self.start as usize..self.end as usize
     }
 }
 
@@ -33,8 +34,9 @@ pub struct Message {
     method: Span,
     metadata: Span,
     wire_payload: Span,
-    /// The payload after decompression; a slice of `frame` when the frame was not compressed.
-    payload: Bytes,
+    /// The payload after decompression; `None` when the frame was not compressed, and the payload
+    /// is `wire_payload`.
+    decompressed: Option<Bytes>,
 }
 
 impl Message {
@@ -49,7 +51,13 @@ impl Message {
         if header.magic() != crate::MAGIC {
             return Err(DecodeError::BadMagic(header.magic()));
         }
-        debug_assert_eq!(frame.len(), HEADER_LEN + header.total_len() as usize);
+        let announced = HEADER_LEN + header.total_len() as usize;
+        if frame.len() != announced || frame.len() > u32::MAX as usize {
+            return Err(DecodeError::FrameLengthMismatch {
+                announced,
+                actual: frame.len(),
+            });
+        }
 
         let mut cursor = HEADER_LEN;
         let path = take_field(&frame, &mut cursor, BodyField::ServicePath)?;
@@ -66,16 +74,16 @@ impl Message {
             });
         }
         let wire_payload = Span {
-            start: cursor + 4,
-            end: frame.len(),
+            start: (cursor + 4) as u32,
+            end: frame.len() as u32,
         };
 
-        let payload = match header.compress_type() {
-            CompressType::None => frame.slice(wire_payload.range()),
-            CompressType::Gzip => Bytes::from(gunzip(
+        let decompressed = match header.compress_type() {
+            CompressType::None => None,
+            CompressType::Gzip => Some(Bytes::from(gunzip(
                 &frame[wire_payload.range()],
                 limits.max_decompressed_len,
-            )?),
+            )?)),
             CompressType::Unregistered(bits) => {
                 return Err(DecodeError::UnsupportedCompressor(bits))
             }
@@ -88,7 +96,7 @@ impl Message {
             method,
             metadata,
             wire_payload,
-            payload,
+            decompressed,
         })
     }
 
@@ -130,8 +138,20 @@ impl Message {
     }
 
     /// The payload, decompressed.
-    pub fn payload(&self) -> &Bytes {
-        &self.payload
+    pub fn payload(&self) -> &[u8] {
+        match &self.decompressed {
+            Some(payload) => payload,
+            None => &self.frame[self.wire_payload.range()],
+        }
+    }
+
+    /// The payload, decompressed, as a shared handle (no copy: a slice of the frame, or the
+    /// decompressed buffer).
+    pub fn payload_bytes(&self) -> Bytes {
+        match &self.decompressed {
+            Some(payload) => payload.clone(),
+            None => self.frame.slice(self.wire_payload.range()),
+        }
     }
 
     /// The payload bytes exactly as on the wire (still compressed if the frame was).
@@ -146,7 +166,16 @@ impl Message {
 
     /// Takes the payload out, dropping the rest of the message.
     pub fn into_payload(self) -> Bytes {
-        self.payload
+        match self.decompressed {
+            Some(payload) => payload,
+            None => self.frame.slice(self.wire_payload.range()),
+        }
+    }
+
+    /// Offset of the metadata length field: the frame before it (prefix, path, method) is what a
+    /// reply copies (spec 4.3).
+    pub(crate) fn metadata_len_offset(&self) -> usize {
+        self.metadata.start as usize - 4
     }
 }
 
@@ -163,7 +192,7 @@ impl std::fmt::Debug for Message {
                 &String::from_utf8_lossy(self.service_method()),
             )
             .field("metadata", &self.metadata())
-            .field("payload_len", &self.payload.len())
+            .field("payload_len", &self.payload().len())
             .finish()
     }
 }
@@ -190,5 +219,46 @@ fn take_field(frame: &[u8], cursor: &mut usize, field: BodyField) -> Result<Span
     }
     let end = start + len as usize;
     *cursor = end;
-    Ok(Span { start, end })
+    Ok(Span {
+        start: start as u32,
+        end: end as u32,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{encode_frame, Header};
+    use bytes::BytesMut;
+
+    #[test]
+    fn a_frame_of_the_wrong_length_is_an_error_not_a_panic() {
+        let mut buf = BytesMut::new();
+        encode_frame(&mut buf, &Header::new(), b"Echo", b"Echo", [], b"payload");
+        let frame = buf.freeze();
+        let limits = Limits::default();
+        assert!(Message::parse(frame.clone(), &limits).is_ok());
+        for bad in [frame.slice(..frame.len() - 1), {
+            let mut longer = frame.to_vec();
+            longer.push(0);
+            Bytes::from(longer)
+        }] {
+            assert!(matches!(
+                Message::parse(bad, &limits),
+                Err(DecodeError::FrameLengthMismatch { .. })
+            ));
+        }
+        assert!(Message::parse(frame.slice(..10), &limits).is_err());
+    }
+
+    #[test]
+    fn payload_views_agree() {
+        let mut buf = BytesMut::new();
+        encode_frame(&mut buf, &Header::new(), b"P", b"M", [], b"abc");
+        let msg = Message::parse(buf.freeze(), &Limits::default()).unwrap();
+        assert_eq!(msg.payload(), b"abc");
+        assert_eq!(&msg.payload_bytes()[..], b"abc");
+        assert_eq!(msg.wire_payload(), b"abc");
+        assert_eq!(&msg.into_payload()[..], b"abc");
+    }
 }

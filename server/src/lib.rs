@@ -34,7 +34,7 @@ use std::sync::Mutex;
 pub use bytes;
 pub use config::{IoDriver, ServerConfig};
 pub use context::Context;
-pub use ringrpc_codec::SerializeType;
+pub use ringrpc_codec::{Message, SerializeType};
 pub use runtime::{Running, StartError};
 pub use service::{Payload, RawReply, RegistrationError, Service, ServiceError, ServiceTable};
 pub use shutdown::Shutdown;

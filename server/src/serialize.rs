@@ -8,7 +8,7 @@
 //! - Protobuf: `prost` messages, only for methods registered with a protobuf type.
 //! - Any other type: Go's exact error, `can not find codec for N`.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use ringrpc_codec::SerializeType;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -69,10 +69,10 @@ pub fn encode_serde<T: Serialize>(
 /// Decodes a value that has both a serde and a Protobuf encoding.
 pub fn decode_proto<T: DeserializeOwned + prost::Message + Default>(
     serialize: SerializeType,
-    payload: &Bytes,
+    payload: &[u8],
 ) -> Result<T, CodecError> {
     match serialize {
-        SerializeType::Protobuf => Ok(T::decode(payload.clone())?),
+        SerializeType::Protobuf => Ok(T::decode(payload)?),
         other => decode_serde(other, payload),
     }
 }
@@ -149,7 +149,7 @@ mod tests {
         let mut out = BytesMut::new();
         encode_proto(SerializeType::Protobuf, &Args { a: 10, b: 20 }, &mut out).unwrap();
         assert_eq!(&out[..], &[0x08, 10, 0x10, 20]);
-        let back: Args = decode_proto(SerializeType::Protobuf, &out.freeze()).unwrap();
+        let back: Args = decode_proto(SerializeType::Protobuf, &out).unwrap();
         assert_eq!(back, Args { a: 10, b: 20 });
     }
 

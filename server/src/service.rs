@@ -69,13 +69,15 @@ impl From<String> for ServiceError {
 /// with [`serde_payload!`](crate::serde_payload) (JSON and MsgPack) or, for types that also derive
 /// `prost::Message`, with [`proto_payload!`](crate::proto_payload).
 pub trait Payload: Sized + 'static {
-    fn decode(serialize: SerializeType, payload: &Bytes) -> Result<Self, CodecError>;
+    /// Reads the argument from a request, with the request's serialize type.
+    fn decode(request: &Message) -> Result<Self, CodecError>;
+    /// Appends the reply, encoded with `serialize`.
     fn encode(&self, serialize: SerializeType, out: &mut BytesMut) -> Result<(), CodecError>;
 }
 
 impl Payload for Bytes {
-    fn decode(_: SerializeType, payload: &Bytes) -> Result<Self, CodecError> {
-        Ok(payload.clone())
+    fn decode(request: &Message) -> Result<Self, CodecError> {
+        Ok(request.payload_bytes())
     }
 
     fn encode(&self, _: SerializeType, out: &mut BytesMut) -> Result<(), CodecError> {
@@ -90,10 +92,9 @@ macro_rules! serde_payload {
     ($($ty:ty),+ $(,)?) => {$(
         impl $crate::Payload for $ty {
             fn decode(
-                serialize: $crate::SerializeType,
-                payload: &$crate::bytes::Bytes,
+                request: &$crate::Message,
             ) -> Result<Self, $crate::serialize::CodecError> {
-                $crate::serialize::decode_serde(serialize, payload)
+                $crate::serialize::decode_serde(request.serialize_type(), request.payload())
             }
             fn encode(
                 &self,
@@ -113,10 +114,9 @@ macro_rules! proto_payload {
     ($($ty:ty),+ $(,)?) => {$(
         impl $crate::Payload for $ty {
             fn decode(
-                serialize: $crate::SerializeType,
-                payload: &$crate::bytes::Bytes,
+                request: &$crate::Message,
             ) -> Result<Self, $crate::serialize::CodecError> {
-                $crate::serialize::decode_proto(serialize, payload)
+                $crate::serialize::decode_proto(request.serialize_type(), request.payload())
             }
             fn encode(
                 &self,
@@ -135,7 +135,7 @@ pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 type InlineFn = dyn Fn(&Context, &mut BytesMut) + Send + Sync;
 type AsyncFn = dyn Fn(Context) -> LocalFuture<Option<BytesMut>> + Send + Sync;
 /// Methods of one service, by name.
-type MethodMap = FxHashMap<Box<[u8]>, MethodFn>;
+type MethodMap = Names<MethodFn>;
 type RawFn = dyn Fn(&Context, RawReply<'_>) -> Result<(), ServiceError> + Send + Sync;
 
 #[derive(Clone)]
@@ -170,7 +170,7 @@ impl Service {
         let method_name = name.clone();
         let call = move |ctx: &Context, out: &mut BytesMut| {
             let request = ctx.request();
-            let args = match A::decode(request.serialize_type(), request.payload()) {
+            let args = match A::decode(request) {
                 Ok(args) => args,
                 Err(e) => return write_error(out, ctx, &e.to_string()),
             };
@@ -202,7 +202,7 @@ impl Service {
                 let ctx = Rc::new(ctx);
                 let mut out = BytesMut::new();
                 let request = ctx.request();
-                match A::decode(request.serialize_type(), request.payload()) {
+                match A::decode(request) {
                     Err(e) => write_error(&mut out, &ctx, &e.to_string()),
                     Ok(args) => {
                         let outcome = CatchUnwind(f(ctx.clone(), args)).await;
@@ -351,7 +351,7 @@ pub enum RegistrationError {
 /// Collects services and raw handlers, checking names as they come.
 #[derive(Default)]
 pub struct ServiceTableBuilder {
-    services: FxHashMap<Box<[u8]>, MethodMap>,
+    services: Names<MethodMap>,
     raw: FxHashMap<Box<[u8]>, Arc<RawFn>>,
 }
 
@@ -365,25 +365,25 @@ impl ServiceTableBuilder {
         if service.methods.is_empty() {
             return Err(RegistrationError::NoMethods(service.name));
         }
-        let key: Box<[u8]> = service.name.as_bytes().into();
-        if self.services.contains_key(&key) {
+        if self.services.get(service.name.as_bytes()).is_some() {
             return Err(RegistrationError::DuplicateService(service.name));
         }
-        let mut methods = FxHashMap::default();
+        let mut methods = Names::default();
         for (method, f) in service.methods {
             if method.is_empty() {
                 return Err(RegistrationError::EmptyMethodName {
                     service: service.name,
                 });
             }
-            if methods.insert(method.as_bytes().into(), f).is_some() {
+            if methods.get(method.as_bytes()).is_some() {
                 return Err(RegistrationError::DuplicateMethod {
                     service: service.name,
                     method,
                 });
             }
+            methods.insert(method.as_bytes(), f);
         }
-        self.services.insert(key, methods);
+        self.services.insert(service.name.as_bytes(), methods);
         Ok(self)
     }
 
@@ -416,6 +416,54 @@ impl ServiceTableBuilder {
     }
 }
 
+/// Name → value, tuned for the handful of names in a service table: below
+/// [`Names::SCAN_LIMIT`] entries a lookup is a scan comparing lengths then bytes (no hashing, the
+/// common case); above it, a hash map index takes over.
+#[derive(Clone)]
+struct Names<V> {
+    entries: Vec<(Box<[u8]>, V)>,
+    index: Option<FxHashMap<Box<[u8]>, usize>>,
+}
+
+impl<V> Default for Names<V> {
+    fn default() -> Self {
+        Names {
+            entries: Vec::new(),
+            index: None,
+        }
+    }
+}
+
+impl<V> Names<V> {
+    const SCAN_LIMIT: usize = 16;
+
+    /// Adds a name the caller has checked is new.
+    fn insert(&mut self, name: &[u8], value: V) {
+        self.entries.push((name.into(), value));
+        if self.entries.len() > Self::SCAN_LIMIT {
+            let index = self
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| (name.clone(), i))
+                .collect();
+            self.index = Some(index);
+        }
+    }
+
+    #[inline]
+    fn get(&self, name: &[u8]) -> Option<&V> {
+        match &self.index {
+            None => self
+                .entries
+                .iter()
+                .find(|(n, _)| n.len() == name.len() && **n == *name)
+                .map(|(_, v)| v),
+            Some(index) => index.get(name).map(|&i| &self.entries[i].1),
+        }
+    }
+}
+
 /// What became of a dispatched request.
 pub enum Dispatch {
     /// Done: its reply, if it has one, is in the output buffer.
@@ -427,7 +475,7 @@ pub enum Dispatch {
 /// The routing table of one worker.
 #[derive(Clone)]
 pub struct ServiceTable {
-    services: FxHashMap<Box<[u8]>, MethodMap>,
+    services: Names<MethodMap>,
     raw: FxHashMap<Box<[u8]>, Arc<RawFn>>,
     /// Scratch space for the `path.method` key of raw handlers, kept to avoid an allocation.
     raw_key: RefCell<Vec<u8>>,
@@ -513,5 +561,27 @@ fn run_raw(handler: &RawFn, ctx: &Context, out: &mut BytesMut) {
         tracing::warn!(seq = ctx.seq(), "raw handler failed after replying: {text}");
     } else {
         write_error(out, ctx, &text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_find_by_scan_and_by_index() {
+        let mut names = Names::default();
+        for i in 0..40u32 {
+            names.insert(format!("name{i}").as_bytes(), i);
+            for j in 0..=i {
+                assert_eq!(
+                    names.get(format!("name{j}").as_bytes()),
+                    Some(&j),
+                    "{i} {j}"
+                );
+            }
+            assert_eq!(names.get(b"name"), None);
+            assert_eq!(names.get(b"missing"), None);
+        }
     }
 }
