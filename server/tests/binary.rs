@@ -18,7 +18,14 @@ fn free_port() -> u16 {
 fn run_and_signal(signal: i32) {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringrpc-server"))
-        .args(["--addr", &format!("127.0.0.1:{port}"), "--threads", "2", "--cpus", "0-1"])
+        .args([
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--threads",
+            "2",
+            "--cpus",
+            "0-1",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
