@@ -61,6 +61,7 @@ impl Decoder {
     /// The length of the frame at the front of `buf`, prefix included, once the prefix is buffered;
     /// `Ok(None)` before that. Fails on a bad magic byte as soon as one byte is in, and on an
     /// oversized total length as soon as the prefix is in.
+    #[inline]
     pub fn frame_len(&self, buf: &[u8]) -> Result<Option<usize>, DecodeError> {
         match buf.first() {
             None => return Ok(None),
@@ -83,6 +84,7 @@ impl Decoder {
     /// Takes the next whole frame off the front of `buf` and parses it; `Ok(None)` until a whole
     /// frame is buffered. The message's fields are slices of the frame, which shares `buf`'s
     /// allocation. After an error the stream is out of sync: close the connection.
+    #[inline]
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
         let Some(frame_len) = self.frame_len(buf)? else {
             return Ok(None);

@@ -51,6 +51,7 @@ impl<'a> FrameWriter<'a> {
 
     /// Starts the response to `request` (spec 4.3): header cloned with compression cleared and the
     /// response bit set, path and method echoed, request metadata not echoed.
+    #[inline]
     pub fn reply(buf: &'a mut BytesMut, request: &Message, payload_hint: usize) -> Self {
         // The reply starts as the request's own bytes up to the metadata (prefix, path, method):
         // one copy, then the flags and length are patched.
@@ -70,6 +71,7 @@ impl<'a> FrameWriter<'a> {
     }
 
     /// Appends one metadata pair.
+    #[inline]
     pub fn metadata(&mut self, key: &[u8], value: &[u8]) -> &mut Self {
         put_pair(self.buf, key, value);
         self
@@ -83,12 +85,14 @@ impl<'a> FrameWriter<'a> {
 
     /// Marks the frame as failed: status Error plus `__rpcx_error__` (spec 4.7). Call before any
     /// other metadata so that the error key comes first.
+    #[inline]
     pub fn error(&mut self, text: &str) -> &mut Self {
         self.buf[self.start + 2] = (self.buf[self.start + 2] & !0x03) | MessageStatus::Error.bits();
         self.metadata(ERROR_KEY.as_bytes(), text.as_bytes())
     }
 
     /// Ends the metadata and starts the payload.
+    #[inline]
     pub fn payload(self) -> PayloadWriter<'a> {
         let metadata_len = self.buf.len() - self.metadata_len_at - 4;
         patch_u32(self.buf, self.metadata_len_at, metadata_len);
@@ -138,6 +142,7 @@ impl PayloadWriter<'_> {
 
     /// Completes the frame with its payload compressed by `compress` (only Gzip compresses; an
     /// unregistered type falls back to None, as Go's encoder does); returns the frame length.
+    #[inline]
     pub fn finish_compressed(self, compress: CompressType) -> usize {
         let payload_start = self.payload_len_at + 4;
         if compress == CompressType::Gzip {
@@ -160,6 +165,7 @@ impl PayloadWriter<'_> {
 
     /// Completes the reply to a request with this header, compressing by the 1024-byte rule
     /// (spec 4.8); returns the frame length.
+    #[inline]
     pub fn finish_reply(self, request: &Header) -> usize {
         let compress = reply_compression(request, self.payload_len());
         self.finish_compressed(compress)
@@ -174,6 +180,7 @@ fn reserve(buf: &mut BytesMut, additional: usize) {
     }
 }
 
+#[inline]
 fn patch_u32(buf: &mut BytesMut, at: usize, value: usize) {
     buf[at..at + 4].copy_from_slice(&(value as u32).to_be_bytes());
 }

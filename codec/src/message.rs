@@ -101,43 +101,52 @@ impl Message {
     }
 
     /// The 16-byte prefix as received.
+    #[inline]
     pub fn header(&self) -> &Header {
         &self.header
     }
 
+    #[inline]
     pub fn seq(&self) -> u64 {
         self.header.seq()
     }
 
+    #[inline]
     pub fn serialize_type(&self) -> SerializeType {
         self.header.serialize_type()
     }
 
+    #[inline]
     pub fn is_heartbeat(&self) -> bool {
         self.header.is_heartbeat()
     }
 
+    #[inline]
     pub fn is_oneway(&self) -> bool {
         self.header.is_oneway()
     }
 
     /// The service path bytes (UTF-8 by convention only; never validated, as in Go).
+    #[inline]
     pub fn service_path(&self) -> &[u8] {
         &self.frame[self.path.range()]
     }
 
     /// The service method bytes.
+    #[inline]
     pub fn service_method(&self) -> &[u8] {
         &self.frame[self.method.range()]
     }
 
     /// The metadata, validated at parse time.
+    #[inline]
     pub fn metadata(&self) -> Metadata<'_> {
         // Validated in `parse`; checking again would cost a second walk of the block.
         Metadata::from_validated(&self.frame[self.metadata.range()])
     }
 
     /// The payload, decompressed.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         match &self.decompressed {
             Some(payload) => payload,
@@ -147,6 +156,7 @@ impl Message {
 
     /// The payload, decompressed, as a shared handle (no copy: a slice of the frame, or the
     /// decompressed buffer).
+    #[inline]
     pub fn payload_bytes(&self) -> Bytes {
         match &self.decompressed {
             Some(payload) => payload.clone(),
@@ -160,6 +170,7 @@ impl Message {
     }
 
     /// The whole frame as received, prefix included.
+    #[inline]
     pub fn frame(&self) -> &Bytes {
         &self.frame
     }
@@ -174,6 +185,7 @@ impl Message {
 
     /// Offset of the metadata length field: the frame before it (prefix, path, method) is what a
     /// reply copies (spec 4.3).
+    #[inline]
     pub(crate) fn metadata_len_offset(&self) -> usize {
         self.metadata.start as usize - 4
     }
@@ -198,6 +210,7 @@ impl std::fmt::Debug for Message {
 }
 
 /// Reads one `u32 len, bytes` field at `*cursor`, advancing past it.
+#[inline]
 fn take_field(frame: &[u8], cursor: &mut usize, field: BodyField) -> Result<Span, DecodeError> {
     let remaining = frame.len() - *cursor;
     let len_bytes: [u8; 4] = frame

@@ -26,6 +26,9 @@ impl<'a> Metadata<'a> {
     /// where a key leaves no room for the value length, or a value runs past the end, or stray bytes
     /// trail: all are [`DecodeError::BadMetadata`].
     pub fn parse(block: &'a [u8]) -> Result<Self, DecodeError> {
+        if block.is_empty() {
+            return Ok(Metadata { block });
+        }
         let mut rest = block;
         while !rest.is_empty() {
             let (_, after_key) = split_field(rest).ok_or(DecodeError::BadMetadata)?;
@@ -36,6 +39,7 @@ impl<'a> Metadata<'a> {
     }
 
     /// A view of a block that `parse` has already accepted.
+    #[inline]
     pub(crate) fn from_validated(block: &'a [u8]) -> Self {
         Metadata { block }
     }
@@ -50,6 +54,7 @@ impl<'a> Metadata<'a> {
         self.block
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.block.is_empty()
     }

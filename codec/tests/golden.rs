@@ -79,7 +79,7 @@ fn v1_request_and_reply() {
     assert_eq!(req.service_path(), b"Arith");
     assert_eq!(req.service_method(), b"Mul");
     assert_eq!(meta_pairs(&req), vec![("k".into(), "v".into())]);
-    assert_eq!(&req.payload()[..], br#"{"A":10,"B":20}"#);
+    assert_eq!(req.payload(), br#"{"A":10,"B":20}"#);
     assert_eq!(reencode(&req), v["V1.req"]);
 
     let mut out = BytesMut::new();
@@ -97,7 +97,7 @@ fn v2_heartbeat_is_echoed() {
     assert_eq!(req.serialize_type(), SerializeType::MsgPack);
     assert_eq!(req.seq(), 2);
     assert!(req.service_path().is_empty() && req.service_method().is_empty());
-    assert_eq!(&req.payload()[..], &decode_hex("d317979cfe362a0000")[..]);
+    assert_eq!(req.payload(), &decode_hex("d317979cfe362a0000")[..]);
     assert_eq!(reencode(&req), v["V2.req"]);
 
     let mut out = BytesMut::new();
@@ -151,7 +151,7 @@ fn v5_gzip_echo_above_1024_is_compressed_again() {
     let req = decode_one(&v["V5.req"]);
     assert_eq!(req.header().compress_type(), CompressType::Gzip);
     assert_eq!(req.serialize_type(), SerializeType::Raw);
-    assert_eq!(&req.payload()[..], &[b'x'; 2048][..]);
+    assert_eq!(req.payload(), &[b'x'; 2048][..]);
     assert_eq!(req.wire_payload(), &v["V5.req"][40..]);
 
     // Re-encoded with our gzip: equal after decompression, header bytes identical.
@@ -173,7 +173,7 @@ fn v5_gzip_echo_above_1024_is_compressed_again() {
 fn v5b_small_gzip_reply_is_not_compressed() {
     let v = vectors();
     let req = decode_one(&v["V5b.req"]);
-    assert_eq!(&req.payload()[..], b"hi");
+    assert_eq!(req.payload(), b"hi");
     let mut out = BytesMut::new();
     encode_reply(&mut out, &req, [], req.payload());
     assert_eq!(out.to_vec(), v["V5b.res"]);

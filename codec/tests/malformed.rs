@@ -147,7 +147,7 @@ fn frame_of_exactly_the_limit_is_accepted() {
         ..Limits::default()
     };
     let msg = decode_with(exact, &bytes).unwrap().unwrap();
-    assert_eq!(&msg.payload()[..], br#"{"A":10,"B":20}"#);
+    assert_eq!(msg.payload(), br#"{"A":10,"B":20}"#);
 
     let one_less = Limits {
         max_frame_len: body_len - 1,
@@ -434,7 +434,7 @@ fn decompressed_too_large() {
     ));
     // Exactly the limit is accepted.
     let msg = decode_with(limit(4096), &bytes).unwrap().unwrap();
-    assert_eq!(&msg.payload()[..], &payload[..]);
+    assert_eq!(msg.payload(), &payload[..]);
     assert!(DecodeError::DecompressedTooLarge { max: 1 }
         .to_string()
         .starts_with("decompressed size exceeds the maximum allowed size"));
@@ -461,7 +461,7 @@ fn payload_length_field_is_ignored_as_go_does() {
     ]
     .concat();
     let msg = decode(&frame(0, &b)).unwrap().unwrap();
-    assert_eq!(&msg.payload()[..], b"hi");
+    assert_eq!(msg.payload(), b"hi");
     assert_eq!(msg.wire_payload(), b"hi");
 
     // And a length of 0 in front of 5 bytes decodes as the 5.
@@ -474,7 +474,7 @@ fn payload_length_field_is_ignored_as_go_does() {
     ]
     .concat();
     let msg = decode(&frame(0, &b)).unwrap().unwrap();
-    assert_eq!(&msg.payload()[..], b"hello");
+    assert_eq!(msg.payload(), b"hello");
 
     // With gzip, the payload is still the rest of the body.
     let packed = gzip(b"hello gzip");
@@ -487,7 +487,7 @@ fn payload_length_field_is_ignored_as_go_does() {
     ]
     .concat();
     let msg = decode(&frame(GZIP, &b)).unwrap().unwrap();
-    assert_eq!(&msg.payload()[..], b"hello gzip");
+    assert_eq!(msg.payload(), b"hello gzip");
 }
 
 #[test]

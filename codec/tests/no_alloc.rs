@@ -140,7 +140,7 @@ fn serve(request: &Request, batch: usize) -> (u64, u64) {
         recv.extend_from_slice(&stream);
         while let Some(msg) = decoder.decode(&mut recv).unwrap() {
             assert_eq!(msg.seq(), 42);
-            assert_eq!(&msg.payload()[..], &request.payload[..]);
+            assert_eq!(msg.payload(), &request.payload[..]);
             encode_reply(&mut send, &msg, msg.metadata().iter(), &request.reply);
             served += 1;
         }

@@ -130,7 +130,7 @@ impl Frame {
             );
         }
 
-        assert_eq!(&msg.payload()[..], &self.payload[..]);
+        assert_eq!(msg.payload(), &self.payload[..]);
         assert_eq!(msg.frame().len(), HEADER_LEN + h.total_len() as usize);
         if self.gzip {
             assert_eq!(
@@ -271,7 +271,7 @@ proptest! {
         encode_frame(&mut buf, &header, &frame.path, &frame.method, [], &frame.payload);
         let msg = decode_one(&buf);
         prop_assert_eq!(msg.header().compress_type(), CompressType::None);
-        prop_assert_eq!(&msg.payload()[..], &frame.payload[..]);
+        prop_assert_eq!(msg.payload(), &frame.payload[..]);
     }
 
     #[test]

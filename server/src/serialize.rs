@@ -3,8 +3,9 @@
 //!
 //! - JSON: field names as written on output (`{"C":200}`), matched case-insensitively on input as
 //!   Go's `encoding/json` does (see [`json`]).
-//! - MsgPack: structs as **named maps**, as Go's vmihailenco/msgpack expects; arrays are accepted
-//!   on input.
+//! - MsgPack: structs as **named maps** and integers in the fixed width of their type, byte for
+//!   byte as Go's vmihailenco/msgpack writes them (see [`msgpack`]); arrays and any integer width
+//!   are accepted on input.
 //! - Protobuf: `prost` messages, only for methods registered with a protobuf type.
 //! - Any other type: Go's exact error, `can not find codec for N`.
 
@@ -14,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub mod json;
+pub mod msgpack;
 
 /// Why a payload could not be decoded or a reply encoded. The text goes into `__rpcx_error__`.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +53,8 @@ pub fn decode_serde<T: DeserializeOwned>(
     }
 }
 
-/// Appends a serde value as JSON or MsgPack (named map) to `out`.
+/// Appends a serde value as JSON or MsgPack (named map, fixed-width integers, as Go writes it) to
+/// `out`.
 pub fn encode_serde<T: Serialize>(
     serialize: SerializeType,
     value: &T,
@@ -59,7 +62,7 @@ pub fn encode_serde<T: Serialize>(
 ) -> Result<(), CodecError> {
     match serialize {
         SerializeType::Json => Ok(serde_json::to_writer(out.writer(), value)?),
-        SerializeType::MsgPack => Ok(rmp_serde::encode::write_named(&mut out.writer(), value)?),
+        SerializeType::MsgPack => Ok(msgpack::to_writer_go(&mut out.writer(), value)?),
         SerializeType::Raw => Err(CodecError::NotRawBytes(std::any::type_name::<T>())),
         SerializeType::Protobuf => Err(CodecError::NotProtobuf(std::any::type_name::<T>())),
         other => Err(CodecError::NoCodec(other.bits())),
@@ -129,8 +132,13 @@ mod tests {
     fn msgpack_is_a_named_map_and_arrays_are_accepted() {
         let mut out = BytesMut::new();
         encode_serde(SerializeType::MsgPack, &Args { a: 1, b: 2 }, &mut out).unwrap();
-        assert_eq!(out[0], 0x82, "fixmap of two entries");
-        assert_eq!(&out[1..3], &[0xa1, b'A']);
+        // Go's bytes: a fixmap of two entries, each int64 in the fixed 9-byte form.
+        let go_bytes = [
+            0x82, // fixmap, 2 entries
+            0xa1, b'A', 0xd3, 0, 0, 0, 0, 0, 0, 0, 1, // "A": int64 1
+            0xa1, b'B', 0xd3, 0, 0, 0, 0, 0, 0, 0, 2, // "B": int64 2
+        ];
+        assert_eq!(&out[..], &go_bytes);
         let back: Args = decode_serde(SerializeType::MsgPack, &out).unwrap();
         assert_eq!(back, Args { a: 1, b: 2 });
         let array = rmp_serde::to_vec(&Args { a: 3, b: 4 }).unwrap();

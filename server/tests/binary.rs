@@ -41,7 +41,7 @@ fn run_and_signal(signal: i32) {
         std::thread::sleep(Duration::from_millis(20));
     };
     let reply = client.call(1, "Arith", "Mul", SerializeType::Json, br#"{"A":3,"B":5}"#);
-    assert_eq!(&reply.payload()[..], br#"{"C":15}"#);
+    assert_eq!(reply.payload(), br#"{"C":15}"#);
     // SAFETY: sending a signal to our own child process.
     unsafe { libc::kill(child.id() as i32, signal) };
     let status = child.wait().unwrap();

@@ -94,14 +94,14 @@ fn each_malformed_class_closes_only_its_connection() {
         ));
         victim.send(&bytes);
         let reply = victim.recv();
-        assert_eq!(&reply.payload()[..], b"before", "{name}");
+        assert_eq!(reply.payload(), b"before", "{name}");
         assert!(
             victim.is_closed_within(Duration::from_secs(5)),
             "{name}: connection closed"
         );
         let reply = bystander.call(1, "Echo", "Echo", SerializeType::Raw, name.as_bytes());
         assert_eq!(
-            &reply.payload()[..],
+            reply.payload(),
             name.as_bytes(),
             "{name}: bystander still served"
         );
@@ -149,5 +149,5 @@ fn garbage_and_truncated_streams_never_stop_the_server() {
     }
     let mut client = server.connect();
     let reply = client.call(1, "Echo", "Echo", SerializeType::Raw, b"alive");
-    assert_eq!(&reply.payload()[..], b"alive");
+    assert_eq!(reply.payload(), b"alive");
 }

@@ -66,7 +66,7 @@ fn frames_split_byte_by_byte_are_reassembled() {
     }
     let reply = client.recv();
     assert_eq!(reply.seq(), 7);
-    assert_eq!(&reply.payload()[..], br#"{"C":42}"#);
+    assert_eq!(reply.payload(), br#"{"C":42}"#);
 }
 
 #[test]
@@ -122,7 +122,7 @@ fn a_slow_handler_does_not_hold_back_the_others() {
     assert!(started.elapsed() < Duration::from_millis(400));
     let second = client.recv();
     assert_eq!(second.seq(), 1);
-    assert_eq!(&second.payload()[..], b"500");
+    assert_eq!(second.payload(), b"500");
     assert!(started.elapsed() >= Duration::from_millis(500));
 }
 
@@ -226,5 +226,5 @@ fn a_client_that_never_reads_does_not_grow_server_memory_without_bound() {
     // Other connections are still served.
     let mut other = server.connect();
     let reply = other.call(9, "Echo", "Echo", SerializeType::Raw, b"still here");
-    assert_eq!(&reply.payload()[..], b"still here");
+    assert_eq!(reply.payload(), b"still here");
 }

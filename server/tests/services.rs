@@ -69,7 +69,7 @@ fn arith_over_json_msgpack_and_protobuf() {
     let server = server();
     let mut client = server.connect();
     let reply = client.call(1, "Arith", "Mul", SerializeType::Json, br#"{"A":7,"B":6}"#);
-    assert_eq!(&reply.payload()[..], br#"{"C":42}"#);
+    assert_eq!(reply.payload(), br#"{"C":42}"#);
 
     let args = rmp_serde::to_vec_named(&serde_json::json!({"A": 7, "B": -6})).unwrap();
     let reply = client.call(2, "Arith", "Mul", SerializeType::MsgPack, &args);
@@ -80,7 +80,7 @@ fn arith_over_json_msgpack_and_protobuf() {
     use prost::Message as _;
     let args = ArithArgs { a: 7, b: 5 }.encode_to_vec();
     let reply = client.call(3, "Arith", "Mul", SerializeType::Protobuf, &args);
-    assert_eq!(ArithReply::decode(reply.payload().clone()).unwrap().c, 35);
+    assert_eq!(ArithReply::decode(reply.payload()).unwrap().c, 35);
 }
 
 #[test]
@@ -94,7 +94,7 @@ fn json_fields_match_case_insensitively_like_go() {
         SerializeType::Json,
         br#"{"a":3,"b":4,"extra":1}"#,
     );
-    assert_eq!(&reply.payload()[..], br#"{"C":12}"#);
+    assert_eq!(reply.payload(), br#"{"C":12}"#);
 }
 
 #[test]
@@ -128,9 +128,9 @@ fn service_error_still_carries_the_default_reply() {
     let mut client = server.connect();
     let reply = client.call(7, "Arith", "Div", SerializeType::Json, br#"{"A":10,"B":0}"#);
     assert_eq!(error_text(&reply), "divide by zero");
-    assert_eq!(&reply.payload()[..], br#"{"C":0}"#);
+    assert_eq!(reply.payload(), br#"{"C":0}"#);
     let reply = client.call(8, "Arith", "Div", SerializeType::Json, br#"{"A":10,"B":3}"#);
-    assert_eq!(&reply.payload()[..], br#"{"C":3}"#);
+    assert_eq!(reply.payload(), br#"{"C":3}"#);
 }
 
 #[test]
@@ -153,7 +153,7 @@ fn a_panicking_handler_gets_an_error_reply_and_the_connection_goes_on() {
     let reply = client.call(2, "Panic", "Later", SerializeType::Raw, b"");
     assert!(error_text(&reply).contains("late boom"));
     let reply = client.call(3, "Echo", "Echo", SerializeType::Raw, b"after");
-    assert_eq!(&reply.payload()[..], b"after");
+    assert_eq!(reply.payload(), b"after");
 }
 
 #[test]
@@ -161,15 +161,15 @@ fn raw_handlers_reply_once_and_come_first() {
     let server = server();
     let mut client = server.connect();
     let reply = client.call(1, "Raw", "Upper", SerializeType::Raw, b"abc");
-    assert_eq!(&reply.payload()[..], b"ABC");
+    assert_eq!(reply.payload(), b"ABC");
     let reply = client.call(2, "Raw", "Fail", SerializeType::Raw, b"");
     assert_eq!(error_text(&reply), "raw failure");
     let reply = client.call(3, "Raw", "Twice", SerializeType::Raw, b"");
-    assert_eq!(&reply.payload()[..], b"once");
+    assert_eq!(reply.payload(), b"once");
     // No second frame for seq 3 (Go's double-reply bug, spec 4.14).
     assert!(client.recv_within(Duration::from_millis(200)).is_none());
     let reply = client.call(4, "Arith", "Add", SerializeType::Json, br#"{"A":1,"B":2}"#);
-    assert_eq!(&reply.payload()[..], b"raw wins");
+    assert_eq!(reply.payload(), b"raw wins");
 }
 
 #[test]
@@ -223,9 +223,9 @@ fn server_timeout_becomes_the_deadline() {
         &[("__ServerTimeout", "soon")],
         b"",
     ));
-    assert_eq!(&client.recv().payload()[..], b"none");
+    assert_eq!(client.recv().payload(), b"none");
     let reply = client.call(3, "Echo", "Deadline", SerializeType::Raw, b"");
-    assert_eq!(&reply.payload()[..], b"none");
+    assert_eq!(reply.payload(), b"none");
 }
 
 #[test]
@@ -294,7 +294,7 @@ fn gzip_requests_of_any_size_are_accepted_and_small_replies_are_plain() {
     client.send(&frame);
     let reply = client.recv();
     assert_eq!(reply.header().compress_type(), CompressType::None);
-    assert_eq!(&reply.payload()[..], br#"{"C":42}"#);
+    assert_eq!(reply.payload(), br#"{"C":42}"#);
 }
 
 #[test]
