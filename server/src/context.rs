@@ -22,6 +22,7 @@ pub struct Context {
 impl Context {
     /// Wraps a decoded request. `__ServerTimeout` (milliseconds) becomes the deadline when it
     /// parses as an integer; otherwise it is ignored, as in Go.
+    #[inline]
     pub fn new(request: Message, peer: SocketAddr) -> Self {
         let metadata = request.metadata();
         let deadline = if metadata.is_empty() {
@@ -41,11 +42,13 @@ impl Context {
     }
 
     /// The whole decoded request.
+    #[inline]
     pub fn request(&self) -> &Message {
         &self.request
     }
 
     /// The request metadata (never echoed unless the handler copies it).
+    #[inline]
     pub fn metadata(&self) -> Metadata<'_> {
         self.request.metadata()
     }

@@ -218,6 +218,7 @@ impl Service {
 }
 
 /// Writes a method's result: reply, or error text plus the default reply (spec 4.7, 4.12).
+#[inline]
 fn write_outcome<R: Payload + Default>(
     out: &mut BytesMut,
     ctx: &Context,
@@ -240,6 +241,7 @@ fn write_outcome<R: Payload + Default>(
 
 /// Writes the reply frame of `ctx`'s request (nothing for oneway requests): cloned header, error
 /// key first when failed, the context's response metadata, the encoded payload (spec 4.3, 4.8).
+#[inline]
 fn write_reply<R: Payload>(out: &mut BytesMut, ctx: &Context, error: Option<&str>, reply: &R) {
     let request = ctx.request();
     if request.is_oneway() {
