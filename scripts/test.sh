@@ -37,7 +37,7 @@ cargo test --workspace
 
 echo "== building ringrpc-server for the foreign-client suites"
 cargo build -p ringrpc-server
-server="$root/target/debug/ringrpc-server"
+server="${CARGO_TARGET_DIR:-$root/target}/debug/ringrpc-server"
 
 echo "== rpcx-rs client (crates.io rpcx_client 0.3) against ringrpc-server"
 scripts/rpcx-rs-client.sh --server "$server"
