@@ -165,7 +165,7 @@ where
     Fut: Future<Output = ()> + 'static,
 {
     let driver = choose_driver(config.io)?;
-    let listeners = bind_listeners(config.addr, config.threads)?;
+    let listeners = bind_listeners(config.addr, config.threads, driver)?;
     let local_addr = listeners[0]
         .local_addr()
         .map_err(|source| StartError::Bind {
@@ -248,6 +248,7 @@ fn block_on<F: Future<Output = ()>>(driver: IoDriver, entries: u32, work: F) -> 
 fn bind_listeners(
     addr: SocketAddr,
     count: usize,
+    driver: IoDriver,
 ) -> Result<Vec<std::net::TcpListener>, StartError> {
     let mut listeners: Vec<std::net::TcpListener> = Vec::with_capacity(count);
     let mut bind_addr = addr;
@@ -263,7 +264,9 @@ fn bind_listeners(
             socket.set_nodelay(true)?;
             socket.bind(&addr.into())?;
             socket.listen(4096)?;
-            socket.set_nonblocking(true)?;
+            // monoio's epoll driver needs non-blocking sockets; its io_uring driver blocking ones
+            // (a non-blocking fd makes io_uring return EAGAIN instead of waiting).
+            socket.set_nonblocking(driver == IoDriver::Epoll)?;
             Ok(socket.into())
         };
         let listener = bind(bind_addr).map_err(|source| StartError::Bind { addr, source })?;

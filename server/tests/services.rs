@@ -324,3 +324,18 @@ fn registration_errors_are_reported() {
         Err(RegistrationError::DuplicateMethod { .. })
     ));
 }
+
+#[test]
+fn the_epoll_driver_serves_the_same() {
+    let config = ServerConfig::default()
+        .threads(2)
+        .io(ringrpc_server::IoDriver::Epoll);
+    let server = TestServer::with(config, test_table());
+    let mut clients: Vec<_> = (0..4).map(|_| server.connect()).collect();
+    for (i, client) in clients.iter_mut().enumerate() {
+        client.send(&request(1, "Echo", "Sleep", SerializeType::Raw, &[], b"30"));
+        let reply = client.call(2, "Arith", "Mul", SerializeType::Json, br#"{"A":6,"B":7}"#);
+        assert_eq!(reply.payload(), br#"{"C":42}"#, "client {i}");
+        assert_eq!(client.recv().payload(), b"30");
+    }
+}

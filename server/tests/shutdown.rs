@@ -77,3 +77,19 @@ fn grace_period_bounds_shutdown() {
         started.elapsed()
     );
 }
+
+#[test]
+fn the_epoll_driver_shuts_down_gracefully_too() {
+    let config = ringrpc_server::ServerConfig::default()
+        .threads(1)
+        .io(ringrpc_server::IoDriver::Epoll);
+    let mut server = TestServer::with(config, ringrpc_server::demo::demo_table().unwrap());
+    let mut client = server.connect();
+    client.send(&request(1, "Echo", "Sleep", SerializeType::Raw, &[], b"200"));
+    std::thread::sleep(Duration::from_millis(50));
+    let shutdown = server.shutdown.clone();
+    shutdown.trigger();
+    assert_eq!(client.recv().seq(), 1, "the running request is answered");
+    assert!(client.is_closed_within(Duration::from_secs(5)));
+    server.stop();
+}
