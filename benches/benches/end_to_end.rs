@@ -27,7 +27,7 @@ fn request(path: &str, method: &str, serialize: SerializeType, payload: &[u8]) -
 }
 
 /// Writes `burst` and reads back `count` whole reply frames.
-fn round_trip(stream: &mut TcpStream, burst: &[u8], count: usize, buf: &mut Vec<u8>) {
+fn round_trip(stream: &mut TcpStream, burst: &[u8], count: usize, buf: &mut [u8]) {
     stream.write_all(burst).unwrap();
     let mut replies = 0;
     let mut filled = 0;
