@@ -85,7 +85,14 @@ fn the_epoll_driver_shuts_down_gracefully_too() {
         .io(ringrpc_server::IoDriver::Epoll);
     let mut server = TestServer::with(config, ringrpc_server::demo::demo_table().unwrap());
     let mut client = server.connect();
-    client.send(&request(1, "Echo", "Sleep", SerializeType::Raw, &[], b"200"));
+    client.send(&request(
+        1,
+        "Echo",
+        "Sleep",
+        SerializeType::Raw,
+        &[],
+        b"200",
+    ));
     std::thread::sleep(Duration::from_millis(50));
     let shutdown = server.shutdown.clone();
     shutdown.trigger();
