@@ -16,7 +16,8 @@ pub struct Context {
     request: Message,
     peer: SocketAddr,
     deadline: Option<Instant>,
-    response_metadata: RefCell<MetadataBuilder>,
+    /// Created on first use: most handlers set none, and then there is nothing to drop.
+    response_metadata: RefCell<Option<MetadataBuilder>>,
 }
 
 impl Context {
@@ -37,7 +38,7 @@ impl Context {
             request,
             peer,
             deadline,
-            response_metadata: RefCell::new(MetadataBuilder::new()),
+            response_metadata: RefCell::new(None),
         }
     }
 
@@ -76,12 +77,20 @@ impl Context {
 
     /// Adds a key to the response metadata.
     pub fn set_response_metadata(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) {
-        self.response_metadata.borrow_mut().insert(key, value);
+        self.response_metadata
+            .borrow_mut()
+            .get_or_insert_with(MetadataBuilder::new)
+            .insert(key, value);
     }
 
-    /// The response metadata set so far.
-    pub(crate) fn response_metadata(&self) -> std::cell::Ref<'_, MetadataBuilder> {
-        self.response_metadata.borrow()
+    /// Calls `f` with every response metadata pair set so far.
+    #[inline]
+    pub(crate) fn for_each_response_metadata(&self, mut f: impl FnMut(&[u8], &[u8])) {
+        if let Some(builder) = &*self.response_metadata.borrow() {
+            for (key, value) in builder.pairs() {
+                f(key, value);
+            }
+        }
     }
 }
 

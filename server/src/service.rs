@@ -252,11 +252,11 @@ fn write_reply<R: Payload>(out: &mut BytesMut, ctx: &Context, error: Option<&str
     if let Some(text) = error {
         writer.error(text);
     }
-    for (key, value) in ctx.response_metadata().pairs() {
+    ctx.for_each_response_metadata(|key, value| {
         if error.is_none() || key != ERROR_KEY.as_bytes() {
             writer.metadata(key, value);
         }
-    }
+    });
     let mut payload = writer.payload();
     match reply.encode(request.serialize_type(), payload.buf()) {
         Ok(()) => {
