@@ -214,13 +214,7 @@ pub fn encode_reply<'m>(
     metadata: impl IntoIterator<Item = (&'m [u8], &'m [u8])>,
     payload: &[u8],
 ) -> usize {
-    let mut writer = FrameWriter::reply(buf, request, payload.len());
-    for (key, value) in metadata {
-        writer.metadata(key, value);
-    }
-    let mut payload_writer = writer.payload();
-    payload_writer.put(payload);
-    payload_writer.finish_reply(request.header())
+    write_reply_frame(buf, request, None, metadata, payload)
 }
 
 /// Writes an error reply (spec 4.7): status Error, `__rpcx_error__` = `text` and then the service's
@@ -233,10 +227,22 @@ pub fn encode_error_reply<'m>(
     metadata: impl IntoIterator<Item = (&'m [u8], &'m [u8])>,
     payload: &[u8],
 ) -> usize {
+    write_reply_frame(buf, request, Some(text), metadata, payload)
+}
+
+fn write_reply_frame<'m>(
+    buf: &mut BytesMut,
+    request: &Message,
+    error: Option<&str>,
+    metadata: impl IntoIterator<Item = (&'m [u8], &'m [u8])>,
+    payload: &[u8],
+) -> usize {
     let mut writer = FrameWriter::reply(buf, request, payload.len());
-    writer.error(text);
+    if let Some(text) = error {
+        writer.error(text);
+    }
     for (key, value) in metadata {
-        if key != ERROR_KEY.as_bytes() {
+        if error.is_none() || key != ERROR_KEY.as_bytes() {
             writer.metadata(key, value);
         }
     }
