@@ -16,17 +16,21 @@ use std::time::{Duration, Instant};
 #[path = "../../../benches/src/bin/ringrpc-echo-limit.rs"]
 mod echo_limit_server;
 
-/// Starts the echo-limit server (one thread, default driver) and returns its address. Its thread
-/// runs until the test process exits.
+/// Starts the echo-limit server (one thread, default driver) on the server's runtime and returns
+/// its address. Its worker runs until the test process exits.
 pub fn echo_limit() -> SocketAddr {
     let args = echo_limit_server::Args {
         addr: "127.0.0.1:0".parse().unwrap(),
         threads: 1,
         cpus: None,
-        io: echo_limit_server::Io::Auto,
+        io: ringrpc_server::IoDriver::Auto,
     };
-    let (addr, _workers) = echo_limit_server::start(&args).expect("echo-limit starts");
-    addr
+    let shutdown = ringrpc_server::Shutdown::new();
+    let running = echo_limit_server::start(&args, &shutdown).expect("echo-limit starts");
+    // Dropping the last `Shutdown` would signal it: keep it for the life of the process. Dropping
+    // `running` only detaches the worker thread.
+    std::mem::forget(shutdown);
+    running.local_addr()
 }
 
 /// A thread-per-connection echo of rpcx frames (response bit set) that, `stall_after` after it
