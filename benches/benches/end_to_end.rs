@@ -91,7 +91,7 @@ fn end_to_end(c: &mut Criterion) {
     group.finish();
     drop(stream);
     shutdown.trigger();
-    running.join();
+    running.join().unwrap();
 }
 
 criterion_group!(benches, end_to_end);

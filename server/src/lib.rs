@@ -16,7 +16,7 @@
 //! let running = Server::new(ServerConfig::default(), demo::demo_table().unwrap())
 //!     .start(&shutdown)
 //!     .unwrap();
-//! running.join();
+//! running.join().unwrap();
 //! ```
 
 pub mod config;
@@ -35,7 +35,7 @@ pub use bytes;
 pub use config::{IoDriver, ServerConfig};
 pub use context::Context;
 pub use ringrpc_codec::{Message, SerializeType};
-pub use runtime::{Running, StartError};
+pub use runtime::{Running, StartError, WorkerError};
 pub use service::{Payload, RawReply, RegistrationError, Service, ServiceError, ServiceTable};
 pub use shutdown::Shutdown;
 

@@ -40,11 +40,20 @@ pub enum StartError {
     Spawn(io::Error),
 }
 
+/// Why a worker stopped other than by shutdown.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("worker {worker}: cannot build its runtime: {source}")]
+    Runtime { worker: usize, source: io::Error },
+    #[error("worker {worker} panicked")]
+    Panicked { worker: usize },
+}
+
 /// A running set of workers.
 pub struct Running {
     local_addr: SocketAddr,
     driver: IoDriver,
-    threads: Vec<JoinHandle<()>>,
+    threads: Vec<JoinHandle<Result<(), WorkerError>>>,
 }
 
 impl Running {
@@ -58,13 +67,19 @@ impl Running {
         self.driver
     }
 
-    /// Waits for every worker to finish (after shutdown).
-    pub fn join(self) {
-        for thread in self.threads {
-            if thread.join().is_err() {
-                tracing::error!("a worker thread panicked");
+    /// Waits for every worker to finish (after shutdown); the first failure, if any worker failed.
+    pub fn join(self) -> Result<(), WorkerError> {
+        let mut first_error = None;
+        for (worker, thread) in self.threads.into_iter().enumerate() {
+            let result = thread
+                .join()
+                .unwrap_or(Err(WorkerError::Panicked { worker }));
+            if let Err(e) = result {
+                tracing::error!("{e}");
+                first_error.get_or_insert(e);
             }
         }
+        first_error.map_or(Ok(()), Err)
     }
 }
 
@@ -194,9 +209,10 @@ where
                 }
                 let serve = make_serve(index);
                 let work = worker(index, listener, serve, listener_shutdown, grace);
-                if let Err(e) = block_on(driver, entries, work) {
-                    tracing::error!(worker = index, "worker runtime failed: {e}");
-                }
+                block_on(driver, entries, work).map_err(|source| WorkerError::Runtime {
+                    worker: index,
+                    source,
+                })
             })
             .map_err(StartError::Spawn)?;
         threads.push(thread);

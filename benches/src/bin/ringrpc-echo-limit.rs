@@ -148,6 +148,11 @@ fn main() -> ExitCode {
         }
     };
     println!("listening on {}", running.local_addr());
-    running.join();
-    ExitCode::SUCCESS
+    match running.join() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringrpc-echo-limit: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -100,7 +100,10 @@ fn main() -> ExitCode {
         "listening on {}",
         running.local_addr()
     );
-    running.join();
+    if let Err(e) = running.join() {
+        tracing::error!("stopped with an error: {e}");
+        return ExitCode::FAILURE;
+    }
     tracing::info!("shut down");
     ExitCode::SUCCESS
 }

@@ -42,7 +42,7 @@ impl TestServer {
     pub fn stop(&mut self) {
         self.shutdown.trigger();
         if let Some(running) = self.running.take() {
-            running.join();
+            running.join().expect("workers stop cleanly");
         }
     }
 
