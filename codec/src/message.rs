@@ -11,32 +11,20 @@ use crate::{
     BodyField, CompressType, DecodeError, Header, Limits, Metadata, SerializeType, HEADER_LEN,
 };
 
-/// Where a field lies inside the frame. `u32` offsets keep a `Message` small: it is moved
-/// through every handler call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span {
-    start: u32,
-    end: u32,
-}
-
-impl Span {
-    fn range(self) -> std::ops::Range<usize> {
-        self.start as usize..self.end as usize
-    }
-}
-
 /// One decoded rpcx frame.
 #[derive(Clone)]
 pub struct Message {
     header: Header,
     frame: Bytes,
-    path: Span,
-    method: Span,
-    metadata: Span,
-    wire_payload: Span,
+    // Where each field ends; every field starts 4 bytes (its length) after the previous one ends,
+    // and the payload runs to the end of the frame. Offsets only, to keep a `Message` small: it
+    // is moved through every handler call.
+    path_end: u32,
+    method_end: u32,
+    metadata_end: u32,
     /// The payload after decompression; `None` when the frame was not compressed, and the payload
-    /// is `wire_payload`.
-    decompressed: Option<Bytes>,
+    /// is the rest of the frame. Boxed: rare, and it would double the size of every message.
+    decompressed: Option<Box<Bytes>>,
 }
 
 impl Message {
@@ -63,7 +51,7 @@ impl Message {
         let path = take_field(&frame, &mut cursor, BodyField::ServicePath)?;
         let method = take_field(&frame, &mut cursor, BodyField::ServiceMethod)?;
         let metadata = take_field(&frame, &mut cursor, BodyField::Metadata)?;
-        Metadata::parse(&frame[metadata.range()])?;
+        Metadata::parse(&frame[metadata.clone()])?;
         // rpcx-protocol.md 1.4 / 9.2: the payload length field must be there, but its value is
         // ignored as Go ignores it: the payload is the rest of the body.
         if frame.len() - cursor < 4 {
@@ -73,17 +61,12 @@ impl Message {
                 remaining: frame.len() - cursor,
             });
         }
-        let wire_payload = Span {
-            start: (cursor + 4) as u32,
-            end: frame.len() as u32,
-        };
-
         let decompressed = match header.compress_type() {
             CompressType::None => None,
-            CompressType::Gzip => Some(Bytes::from(gunzip(
-                &frame[wire_payload.range()],
+            CompressType::Gzip => Some(Box::new(Bytes::from(gunzip(
+                &frame[cursor + 4..],
                 limits.max_decompressed_len,
-            )?)),
+            )?))),
             CompressType::Unregistered(bits) => {
                 return Err(DecodeError::UnsupportedCompressor(bits))
             }
@@ -92,10 +75,9 @@ impl Message {
         Ok(Message {
             header,
             frame,
-            path,
-            method,
-            metadata,
-            wire_payload,
+            path_end: path.end as u32,
+            method_end: method.end as u32,
+            metadata_end: metadata.end as u32,
             decompressed,
         })
     }
@@ -129,20 +111,22 @@ impl Message {
     /// The service path bytes (UTF-8 by convention only; never validated, as in Go).
     #[inline]
     pub fn service_path(&self) -> &[u8] {
-        &self.frame[self.path.range()]
+        &self.frame[HEADER_LEN + 4..self.path_end as usize]
     }
 
     /// The service method bytes.
     #[inline]
     pub fn service_method(&self) -> &[u8] {
-        &self.frame[self.method.range()]
+        &self.frame[self.path_end as usize + 4..self.method_end as usize]
     }
 
     /// The metadata, validated at parse time.
     #[inline]
     pub fn metadata(&self) -> Metadata<'_> {
         // Validated in `parse`; checking again would cost a second walk of the block.
-        Metadata::from_validated(&self.frame[self.metadata.range()])
+        Metadata::from_validated(
+            &self.frame[self.method_end as usize + 4..self.metadata_end as usize],
+        )
     }
 
     /// The payload, decompressed.
@@ -150,7 +134,7 @@ impl Message {
     pub fn payload(&self) -> &[u8] {
         match &self.decompressed {
             Some(payload) => payload,
-            None => &self.frame[self.wire_payload.range()],
+            None => &self.frame[self.metadata_end as usize + 4..],
         }
     }
 
@@ -159,14 +143,14 @@ impl Message {
     #[inline]
     pub fn payload_bytes(&self) -> Bytes {
         match &self.decompressed {
-            Some(payload) => payload.clone(),
-            None => self.frame.slice(self.wire_payload.range()),
+            Some(payload) => (**payload).clone(),
+            None => self.frame.slice(self.metadata_end as usize + 4..),
         }
     }
 
     /// The payload bytes exactly as on the wire (still compressed if the frame was).
     pub fn wire_payload(&self) -> &[u8] {
-        &self.frame[self.wire_payload.range()]
+        &self.frame[self.metadata_end as usize + 4..]
     }
 
     /// The whole frame as received, prefix included.
@@ -178,8 +162,8 @@ impl Message {
     /// Takes the payload out, dropping the rest of the message.
     pub fn into_payload(self) -> Bytes {
         match self.decompressed {
-            Some(payload) => payload,
-            None => self.frame.slice(self.wire_payload.range()),
+            Some(payload) => *payload,
+            None => self.frame.slice(self.metadata_end as usize + 4..),
         }
     }
 
@@ -187,7 +171,7 @@ impl Message {
     /// reply copies (spec 4.3).
     #[inline]
     pub(crate) fn metadata_len_offset(&self) -> usize {
-        self.metadata.start as usize - 4
+        self.method_end as usize
     }
 }
 
@@ -211,7 +195,11 @@ impl std::fmt::Debug for Message {
 
 /// Reads one `u32 len, bytes` field at `*cursor`, advancing past it.
 #[inline]
-fn take_field(frame: &[u8], cursor: &mut usize, field: BodyField) -> Result<Span, DecodeError> {
+fn take_field(
+    frame: &[u8],
+    cursor: &mut usize,
+    field: BodyField,
+) -> Result<std::ops::Range<usize>, DecodeError> {
     let remaining = frame.len() - *cursor;
     let len_bytes: [u8; 4] = frame
         .get(*cursor..*cursor + 4)
@@ -232,10 +220,7 @@ fn take_field(frame: &[u8], cursor: &mut usize, field: BodyField) -> Result<Span
     }
     let end = start + len as usize;
     *cursor = end;
-    Ok(Span {
-        start: start as u32,
-        end: end as u32,
-    })
+    Ok(start..end)
 }
 
 #[cfg(test)]
