@@ -61,6 +61,9 @@ pub fn arith() -> Service {
         })
 }
 
+/// Longest `Echo.Sleep`: an hour, well inside the timer's range.
+const MAX_SLEEP_MS: u64 = 3_600_000;
+
 /// `Echo`: Echo, Sleep and Deadline.
 pub fn echo() -> Service {
     Service::new("Echo")
@@ -80,6 +83,9 @@ pub fn echo() -> Service {
                 .ok_or_else(|| {
                     ServiceError::from("Echo.Sleep wants a decimal number of milliseconds")
                 })?;
+            if ms > MAX_SLEEP_MS {
+                return Err(ServiceError::from("Echo.Sleep sleeps at most 3600000 ms"));
+            }
             monoio::time::sleep(Duration::from_millis(ms)).await;
             Ok(payload)
         })

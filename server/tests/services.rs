@@ -339,3 +339,21 @@ fn the_epoll_driver_serves_the_same() {
         assert_eq!(client.recv().payload(), b"30");
     }
 }
+
+#[test]
+fn an_absurd_sleep_is_an_error_not_a_dead_worker() {
+    let server = server();
+    let mut client = server.connect();
+    let reply = client.call(
+        1,
+        "Echo",
+        "Sleep",
+        SerializeType::Raw,
+        b"18446744073709551615",
+    );
+    assert_eq!(error_text(&reply), "Echo.Sleep sleeps at most 3600000 ms");
+    let reply = client.call(2, "Echo", "Sleep", SerializeType::Raw, b"not a number");
+    assert!(error_text(&reply).contains("milliseconds"));
+    let reply = client.call(3, "Echo", "Echo", SerializeType::Raw, b"alive");
+    assert_eq!(reply.payload(), b"alive");
+}
