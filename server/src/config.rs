@@ -54,6 +54,9 @@ pub struct ServerConfig {
     pub grace_period: Duration,
     /// io_uring submission queue entries per worker. Default 1024.
     pub ring_entries: u32,
+    /// TCP keep-alive idle time on accepted connections; `None` leaves it off. Default 3 minutes,
+    /// the period Go documents (rpcx-protocol.md 4.1), so dead peers are found.
+    pub tcp_keepalive: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +72,7 @@ impl Default for ServerConfig {
             read_buffer: 64 << 10,
             grace_period: Duration::from_secs(10),
             ring_entries: 1024,
+            tcp_keepalive: Some(Duration::from_secs(180)),
         }
     }
 }
@@ -116,6 +120,11 @@ impl ServerConfig {
 
     pub fn grace_period(mut self, grace: Duration) -> Self {
         self.grace_period = grace;
+        self
+    }
+
+    pub fn tcp_keepalive(mut self, idle: Option<Duration>) -> Self {
+        self.tcp_keepalive = idle;
         self
     }
 

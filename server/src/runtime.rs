@@ -180,7 +180,7 @@ where
     Fut: Future<Output = ()> + 'static,
 {
     let driver = choose_driver(config.io)?;
-    let listeners = bind_listeners(config.addr, config.threads, driver)?;
+    let listeners = bind_listeners(config, driver)?;
     let local_addr = listeners[0]
         .local_addr()
         .map_err(|source| StartError::Bind {
@@ -262,10 +262,10 @@ fn block_on<F: Future<Output = ()>>(driver: IoDriver, entries: u32, work: F) -> 
 /// One listener per worker, all on the same port with SO_REUSEPORT so the kernel spreads
 /// connections. With port 0 the first bind picks the port and the others join it.
 fn bind_listeners(
-    addr: SocketAddr,
-    count: usize,
+    config: &ServerConfig,
     driver: IoDriver,
 ) -> Result<Vec<std::net::TcpListener>, StartError> {
+    let (addr, count) = (config.addr, config.threads);
     let mut listeners: Vec<std::net::TcpListener> = Vec::with_capacity(count);
     let mut bind_addr = addr;
     for _ in 0..count {
@@ -277,7 +277,11 @@ fn bind_listeners(
             )?;
             socket.set_reuse_address(true)?;
             socket.set_reuse_port(true)?;
+            // Accepted sockets inherit these on Linux: no syscall per connection.
             socket.set_nodelay(true)?;
+            if let Some(idle) = config.tcp_keepalive {
+                socket.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle))?;
+            }
             socket.bind(&addr.into())?;
             socket.listen(4096)?;
             // monoio's epoll driver needs non-blocking sockets; its io_uring driver blocking ones

@@ -40,6 +40,9 @@ struct Args {
     /// Reply bytes waiting per connection before its reads pause.
     #[arg(long, default_value_t = 4 << 20)]
     max_pending_write: usize,
+    /// TCP keep-alive idle time on accepted connections, in seconds; 0 turns it off.
+    #[arg(long, default_value_t = 180)]
+    keepalive: u64,
     /// Seconds a graceful shutdown may take (SIGINT/SIGTERM).
     #[arg(long, default_value_t = 10.0)]
     grace: f64,
@@ -69,7 +72,8 @@ fn main() -> ExitCode {
         })
         .max_in_flight(args.max_in_flight)
         .max_pending_write(args.max_pending_write)
-        .grace_period(Duration::from_secs_f64(args.grace.max(0.0)));
+        .grace_period(Duration::from_secs_f64(args.grace.max(0.0)))
+        .tcp_keepalive((args.keepalive > 0).then(|| Duration::from_secs(args.keepalive)));
     if let Some(CpuList(cpus)) = args.cpus {
         config = config.cpus(cpus);
     }
