@@ -598,6 +598,14 @@ async fn write_loop(
             }
         }
         let measuring = now >= state.warmup_ns;
+        // Sends wanted now, less what the request budget still allows; `None` once it is spent.
+        let claim = |n: u64| {
+            if n == 0 || !measuring {
+                return Some(n);
+            }
+            let granted = state.control.claim(n);
+            (granted > 0).then_some(granted)
+        };
         {
             let mut window = conn.window.borrow_mut();
             let room = window.room() as u64;
@@ -609,13 +617,9 @@ async fn write_loop(
                     } else {
                         0
                     };
-                    let mut n = due.min(room);
-                    if n > 0 && measuring {
-                        n = state.control.claim(n);
-                        if n == 0 {
-                            break;
-                        }
-                    }
+                    let Some(n) = claim(due.min(room)) else {
+                        break;
+                    };
                     for _ in 0..n {
                         let kind = mixer.next_kind();
                         let intended = *next as u64;
@@ -627,13 +631,9 @@ async fn write_loop(
                     }
                 }
                 _ => {
-                    let mut n = room;
-                    if n > 0 && measuring {
-                        n = state.control.claim(n);
-                        if n == 0 {
-                            break;
-                        }
-                    }
+                    let Some(n) = claim(room) else {
+                        break;
+                    };
                     for _ in 0..n {
                         let kind = mixer.next_kind();
                         let seq = window

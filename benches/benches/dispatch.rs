@@ -4,26 +4,12 @@
 
 use std::net::SocketAddr;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use ringrpc_codec::{encode_frame, Header, Limits, Message, SerializeType};
+use ringrpc_benches::request_frame;
+use ringrpc_codec::{Limits, Message, SerializeType};
 use ringrpc_server::demo::demo_table;
 use ringrpc_server::service::Dispatch;
-
-fn frame(path: &str, method: &str, serialize: SerializeType, payload: &[u8]) -> Bytes {
-    let mut header = Header::new();
-    header.set_seq(1).set_serialize_type(serialize);
-    let mut buf = BytesMut::new();
-    encode_frame(
-        &mut buf,
-        &header,
-        path.as_bytes(),
-        method.as_bytes(),
-        [],
-        payload,
-    );
-    buf.freeze()
-}
 
 fn dispatch(c: &mut Criterion) {
     let table = demo_table().unwrap();
@@ -33,19 +19,19 @@ fn dispatch(c: &mut Criterion) {
     let cases = [
         (
             "arith_mul_json",
-            frame("Arith", "Mul", SerializeType::Json, br#"{"A":10,"B":20}"#),
+            request_frame("Arith", "Mul", SerializeType::Json, br#"{"A":10,"B":20}"#),
         ),
         (
             "arith_mul_msgpack",
-            frame("Arith", "Mul", SerializeType::MsgPack, &msgpack_args),
+            request_frame("Arith", "Mul", SerializeType::MsgPack, &msgpack_args),
         ),
         (
             "echo_581_raw",
-            frame("Echo", "Echo", SerializeType::Raw, &[b'x'; 581]),
+            request_frame("Echo", "Echo", SerializeType::Raw, &[b'x'; 581]),
         ),
         (
             "unknown_method",
-            frame("Arith", "Pow", SerializeType::Json, b"{}"),
+            request_frame("Arith", "Pow", SerializeType::Json, b"{}"),
         ),
     ];
     let mut group = c.benchmark_group("dispatch");

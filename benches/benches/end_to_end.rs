@@ -6,25 +6,10 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ringrpc_codec::{encode_frame, Header, SerializeType};
+use ringrpc_benches::request_frame;
+use ringrpc_codec::SerializeType;
 use ringrpc_server::{demo::demo_table, Server, ServerConfig, Shutdown};
-
-fn request(path: &str, method: &str, serialize: SerializeType, payload: &[u8]) -> Vec<u8> {
-    let mut header = Header::new();
-    header.set_seq(1).set_serialize_type(serialize);
-    let mut buf = BytesMut::new();
-    encode_frame(
-        &mut buf,
-        &header,
-        path.as_bytes(),
-        method.as_bytes(),
-        [],
-        payload,
-    );
-    buf.to_vec()
-}
 
 /// Writes `burst` and reads back `count` whole reply frames.
 fn round_trip(stream: &mut TcpStream, burst: &[u8], count: usize, buf: &mut [u8]) {
@@ -69,11 +54,11 @@ fn end_to_end(c: &mut Criterion) {
     let cases = [
         (
             "echo_581_raw",
-            request("Echo", "Echo", SerializeType::Raw, &[b'x'; 581]),
+            request_frame("Echo", "Echo", SerializeType::Raw, &[b'x'; 581]),
         ),
         (
             "arith_mul_json",
-            request("Arith", "Mul", SerializeType::Json, br#"{"A":10,"B":20}"#),
+            request_frame("Arith", "Mul", SerializeType::Json, br#"{"A":10,"B":20}"#),
         ),
     ];
     let mut group = c.benchmark_group("end_to_end");

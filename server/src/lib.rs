@@ -39,6 +39,18 @@ pub use runtime::{Running, StartError, WorkerError};
 pub use service::{Payload, RawReply, RegistrationError, Service, ServiceError, ServiceTable};
 pub use shutdown::Shutdown;
 
+/// Logs to stderr through `tracing`, filtered by `RUST_LOG` (default `info`): the binaries call
+/// it first, so the driver fallback, pinning failures and protocol errors are seen.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 /// A configured server: settings plus the service table every worker will clone.
 pub struct Server {
     config: ServerConfig,

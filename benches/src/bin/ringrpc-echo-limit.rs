@@ -127,13 +127,7 @@ pub fn start(args: &Args, shutdown: &Shutdown) -> Result<Running, StartError> {
 #[allow(dead_code)] // when this file is included as a module by tests
 fn main() -> ExitCode {
     // The runtime reports through tracing: the epoll fallback, pinning and worker failures.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    ringrpc_server::init_logging();
     let args = Args::parse();
     let shutdown = Shutdown::new();
     if let Err(e) = shutdown.on_signals() {
