@@ -11,7 +11,7 @@ usage() {
 Usage: scripts/fuzz.sh [SECONDS] [-- LIBFUZZER_ARGS...]
 
 Runs the codec's `decode` fuzz target for SECONDS (default 60), after writing one seed per golden
-vector (shared/vectors/rpcx-golden.txt) into codec/fuzz/corpus/decode.
+vector (docs/vectors/rpcx-golden.txt) into codec/fuzz/corpus/decode.
 
 Toolchain, first that works:
   1. an installed nightly (cargo +nightly fuzz);
@@ -21,7 +21,7 @@ Set FUZZ_TOOLCHAIN=<name> to force one (e.g. FUZZ_TOOLCHAIN=stable uses route 3 
 
 Environment:
   FUZZ_TOOLCHAIN     toolchain to use instead of the search above
-  RPCX_VECTORS       golden vector file (default: ../shared/vectors/rpcx-golden.txt beside the repo)
+  RPCX_VECTORS       golden vector file (default: docs/vectors/rpcx-golden.txt)
   CARGO_TARGET_DIR   build directory (default: codec/fuzz/target)
 
 Examples:
@@ -44,7 +44,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-vectors=${RPCX_VECTORS:-$root/../shared/vectors/rpcx-golden.txt}
+vectors=${RPCX_VECTORS:-$root/docs/vectors/rpcx-golden.txt}
 corpus=$root/codec/fuzz/corpus/decode
 
 # One seed per vector, plus every request back to back (a pipelined stream).

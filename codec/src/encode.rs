@@ -87,8 +87,14 @@ impl<'a> FrameWriter<'a> {
     /// other metadata so that the error key comes first.
     #[inline]
     pub fn error(&mut self, text: &str) -> &mut Self {
-        self.buf[self.start + 2] = (self.buf[self.start + 2] & !0x03) | MessageStatus::Error.bits();
+        self.header_mut().set_status(MessageStatus::Error);
         self.metadata(ERROR_KEY.as_bytes(), text.as_bytes())
+    }
+
+    /// The prefix of the frame being written: header bits change only through [`Header`].
+    #[inline]
+    fn header_mut(&mut self) -> &mut Header {
+        Header::view_mut(&mut self.buf[self.start..]).expect("the prefix was written first")
     }
 
     /// Ends the metadata and starts the payload.
@@ -154,12 +160,12 @@ impl PayloadWriter<'_> {
             CompressType::Gzip => CompressType::Gzip,
             _ => CompressType::None,
         };
-        let flags = &mut self.buf[self.start + 2];
-        *flags = (*flags & !0x1C) | (compress.bits() << 2);
         let payload_len = self.buf.len() - payload_start;
         patch_u32(self.buf, self.payload_len_at, payload_len);
         let frame_len = self.buf.len() - self.start;
-        patch_u32(self.buf, self.start + 12, frame_len - HEADER_LEN);
+        let header = Header::view_mut(&mut self.buf[self.start..]).expect("the prefix was written first");
+        header.set_compress_type(compress);
+        header.set_total_len((frame_len - HEADER_LEN) as u32);
         frame_len
     }
 
@@ -214,7 +220,14 @@ pub fn encode_reply<'m>(
     metadata: impl IntoIterator<Item = (&'m [u8], &'m [u8])>,
     payload: &[u8],
 ) -> usize {
-    write_reply_frame(buf, request, None, metadata, payload)
+    let written = encode_reply_with(buf, request, None, metadata, payload.len(), |out| {
+        out.put_slice(payload);
+        Ok::<(), std::convert::Infallible>(())
+    });
+    match written {
+        Ok(len) => len,
+        Err(never) => match never {},
+    }
 }
 
 /// Writes an error reply (spec 4.7): status Error, `__rpcx_error__` = `text` and then the service's
@@ -227,17 +240,38 @@ pub fn encode_error_reply<'m>(
     metadata: impl IntoIterator<Item = (&'m [u8], &'m [u8])>,
     payload: &[u8],
 ) -> usize {
-    write_reply_frame(buf, request, Some(text), metadata, payload)
+    let written = encode_reply_with(buf, request, Some(text), metadata, payload.len(), |out| {
+        out.put_slice(payload);
+        Ok::<(), std::convert::Infallible>(())
+    });
+    match written {
+        Ok(len) => len,
+        Err(never) => match never {},
+    }
 }
 
-fn write_reply_frame<'m>(
+/// The one reply writer: every reply rule is applied here and nowhere else.
+///
+/// - header cloned from the request, compression cleared, response bit set; path and method
+///   echoed; request metadata not echoed (spec 4.3);
+/// - on failure, status Error and `__rpcx_error__` as the **first** metadata pair; a service
+///   value for that key is dropped, as Go keeps the error text (spec 4.7);
+/// - the payload is written in place by `write_payload` (a serializer appends to the buffer), then
+///   compressed only if the request was and it is over 1024 bytes (spec 4.8).
+///
+/// If `write_payload` fails, everything this call wrote is removed and its error returned, so the
+/// caller can write an error reply instead. Returns the frame length.
+#[inline]
+pub fn encode_reply_with<'m, E>(
     buf: &mut BytesMut,
     request: &Message,
     error: Option<&str>,
     metadata: impl IntoIterator<Item = (&'m [u8], &'m [u8])>,
-    payload: &[u8],
-) -> usize {
-    let mut writer = FrameWriter::reply(buf, request, payload.len());
+    payload_hint: usize,
+    write_payload: impl FnOnce(&mut BytesMut) -> Result<(), E>,
+) -> Result<usize, E> {
+    let start = buf.len();
+    let mut writer = FrameWriter::reply(buf, request, payload_hint);
     if let Some(text) = error {
         writer.error(text);
     }
@@ -247,8 +281,13 @@ fn write_reply_frame<'m>(
         }
     }
     let mut payload_writer = writer.payload();
-    payload_writer.put(payload);
-    payload_writer.finish_reply(request.header())
+    match write_payload(payload_writer.buf()) {
+        Ok(()) => Ok(payload_writer.finish_reply(request.header())),
+        Err(e) => {
+            buf.truncate(start);
+            Err(e)
+        }
+    }
 }
 
 /// Writes the reply to a heartbeat (spec 4.4): the request echoed whole with the response bit set,

@@ -162,6 +162,12 @@ impl Header {
         Header::ref_from_prefix(buf).ok().map(|(header, _)| header)
     }
 
+    /// Views the first 16 bytes of `buf` as a header to change in place (a frame being written).
+    /// `None` if `buf` is shorter.
+    pub fn view_mut(buf: &mut [u8]) -> Option<&mut Header> {
+        Header::mut_from_prefix(buf).ok().map(|(header, _)| header)
+    }
+
     /// The magic byte as received (0x08 in a valid frame).
     pub fn magic(&self) -> u8 {
         self.magic

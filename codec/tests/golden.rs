@@ -1,4 +1,4 @@
-//! The golden frames of `shared/vectors/rpcx-golden.txt` (rpcx-protocol.md 6): every one decodes to
+//! The golden frames of `docs/vectors/rpcx-golden.txt` (docs/protocol.md 6): every one decodes to
 //! its documented fields, and our encoder rebuilds each byte for byte (gzip ones after decompression).
 
 use std::collections::HashMap;
@@ -9,10 +9,10 @@ use ringrpc_codec::*;
 fn vectors() -> HashMap<String, Vec<u8>> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/vectors/rpcx-golden.txt"
+        "/../docs/vectors/rpcx-golden.txt"
     );
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
-        panic!("golden vectors not found at {path} (shared/ must sit beside the repo): {e}")
+        panic!("golden vectors not found at {path} : {e}")
     });
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())

@@ -57,13 +57,13 @@ impl Drop for TestServer {
     }
 }
 
-/// Golden vectors by name (shared/vectors/rpcx-golden.txt).
+/// Golden vectors by name (docs/vectors/rpcx-golden.txt, Go's bytes).
 pub fn vectors() -> HashMap<String, Vec<u8>> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/vectors/rpcx-golden.txt"
+        "/../docs/vectors/rpcx-golden.txt"
     );
-    let text = std::fs::read_to_string(path).expect("shared/vectors beside the repo");
+    let text = std::fs::read_to_string(path).expect("docs/vectors/rpcx-golden.txt in the repository");
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {

@@ -12,7 +12,7 @@ import (
 	"github.com/smallnest/rpcx/share"
 )
 
-// Golden frames of rpcx-protocol.md section 6 (also shared/vectors/rpcx-golden.txt).
+// Golden frames of rpcx-protocol.md section 6 (also docs/vectors/rpcx-golden.txt).
 var golden = map[string]string{
 	"V1.req":  "08000010000000000000000100000031000000054172697468000000034d756c0000000a000000016b00000001760000000f7b2241223a31302c2242223a32307d",
 	"V1.res":  "08008010000000000000000100000021000000054172697468000000034d756c00000000000000097b2243223a3230307d",
