@@ -12,7 +12,7 @@ use ringrpc_server::demo::demo_table;
 use ringrpc_server::service::Dispatch;
 
 fn dispatch(c: &mut Criterion) {
-    let table = demo_table().unwrap();
+    let table = demo_table(ringrpc_server::WorkerId(0)).unwrap();
     let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
     let limits = Limits::default();
     let msgpack_args = rmp_serde::to_vec_named(&serde_json::json!({"A": 10, "B": 20})).unwrap();
@@ -46,7 +46,9 @@ fn dispatch(c: &mut Criterion) {
                     let request = Message::parse(bytes.clone(), &limits).unwrap();
                     match table.dispatch(request, peer, &mut out) {
                         Dispatch::Done => {}
-                        Dispatch::Pending(_) => unreachable!("plain methods reply inline"),
+                        Dispatch::Pending(_) | Dispatch::Close => {
+                            unreachable!("plain methods reply inline, nothing rejects")
+                        }
                     }
                     std::hint::black_box(out.len())
                 },

@@ -43,7 +43,7 @@ fn end_to_end(c: &mut Criterion) {
         ServerConfig::default()
             .addr("127.0.0.1:0".parse().unwrap())
             .threads(1),
-        demo_table().unwrap(),
+        demo_table,
     )
     .start(&shutdown)
     .unwrap();

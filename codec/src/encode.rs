@@ -163,7 +163,8 @@ impl PayloadWriter<'_> {
         let payload_len = self.buf.len() - payload_start;
         patch_u32(self.buf, self.payload_len_at, payload_len);
         let frame_len = self.buf.len() - self.start;
-        let header = Header::view_mut(&mut self.buf[self.start..]).expect("the prefix was written first");
+        let header =
+            Header::view_mut(&mut self.buf[self.start..]).expect("the prefix was written first");
         header.set_compress_type(compress);
         header.set_total_len((frame_len - HEADER_LEN) as u32);
         frame_len

@@ -11,9 +11,8 @@ fn vectors() -> HashMap<String, Vec<u8>> {
         env!("CARGO_MANIFEST_DIR"),
         "/../docs/vectors/rpcx-golden.txt"
     );
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
-        panic!("golden vectors not found at {path} : {e}")
-    });
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("golden vectors not found at {path} : {e}"));
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {

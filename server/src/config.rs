@@ -1,43 +1,21 @@
-//! Server settings: a builder with documented defaults; the binary's flags map onto it one to one.
+//! Server settings: a builder with documented defaults; the binary's flags map onto it one to one
+//! (`--max-in-flight` ↔ [`ServerConfig::max_in_flight`], and so on).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use ringrpc_codec::Limits;
-
-/// Which monoio driver the workers run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IoDriver {
-    /// io_uring when the kernel (and any seccomp profile) allows it, else epoll, said in one log line.
-    #[default]
-    Auto,
-    IoUring,
-    Epoll,
-}
-
-impl std::str::FromStr for IoDriver {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "auto" => Ok(IoDriver::Auto),
-            "uring" | "io_uring" | "iouring" => Ok(IoDriver::IoUring),
-            "epoll" | "legacy" => Ok(IoDriver::Epoll),
-            other => Err(format!(
-                "unknown io driver {other:?}: use uring, epoll or auto"
-            )),
-        }
-    }
-}
+pub use ringrpc_io::{CpuList, IoDriver};
 
 /// Everything a server needs to know before it starts.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Address every worker binds with SO_REUSEPORT. Default `127.0.0.1:8972`, rpcx's usual port.
     pub addr: SocketAddr,
-    /// Worker threads, one monoio runtime each. Default: one per CPU in `cpus`, else per core.
-    pub threads: usize,
-    /// Cores to pin the workers to, round-robin. Default: worker i on core i.
+    /// Worker threads, one monoio runtime each. Default (`None`): one per CPU of `cpus` when it is
+    /// set, else one per CPU the process may run on.
+    pub threads: Option<usize>,
+    /// Cores to pin the workers to, round-robin. Default: worker i on the machine's i-th CPU.
     pub cpus: Option<Vec<usize>>,
     /// Driver choice. Default auto.
     pub io: IoDriver,
@@ -55,7 +33,7 @@ pub struct ServerConfig {
     /// io_uring submission queue entries per worker. Default 1024.
     pub ring_entries: u32,
     /// TCP keep-alive idle time on accepted connections; `None` leaves it off. Default 3 minutes,
-    /// the period Go documents (rpcx-protocol.md 4.1), so dead peers are found.
+    /// the period Go documents (docs/protocol.md 4.1), so dead peers are found.
     pub tcp_keepalive: Option<Duration>,
 }
 
@@ -63,7 +41,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8972)),
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: None,
             cpus: None,
             io: IoDriver::Auto,
             limits: Limits::default(),
@@ -78,13 +56,21 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// How many workers start: `threads`, else one per CPU of `cpus`, else one per available CPU.
+    pub fn worker_count(&self) -> usize {
+        self.threads
+            .or_else(|| self.cpus.as_ref().map(Vec::len))
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
+
     pub fn addr(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
         self
     }
 
     pub fn threads(mut self, threads: usize) -> Self {
-        self.threads = threads.max(1);
+        self.threads = Some(threads.max(1));
         self
     }
 
@@ -134,60 +120,21 @@ impl ServerConfig {
     }
 }
 
-/// A list of CPU ids, parsed from `0`, `0-3` or `0,2,4-5` (the `--cpus` flag).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CpuList(pub Vec<usize>);
-
-impl std::str::FromStr for CpuList {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_cpu_list(s).map(CpuList)
-    }
-}
-
-/// Parses a CPU list such as `0`, `0-3` or `0,2,4-5`.
-pub fn parse_cpu_list(list: &str) -> Result<Vec<usize>, String> {
-    let mut cpus = Vec::new();
-    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let bad = || format!("bad CPU list {list:?}: use e.g. 0, 0-3 or 0,2");
-        match part.split_once('-') {
-            Some((lo, hi)) => {
-                let lo: usize = lo.trim().parse().map_err(|_| bad())?;
-                let hi: usize = hi.trim().parse().map_err(|_| bad())?;
-                if lo > hi {
-                    return Err(bad());
-                }
-                cpus.extend(lo..=hi);
-            }
-            None => cpus.push(part.parse().map_err(|_| bad())?),
-        }
-    }
-    if cpus.is_empty() {
-        return Err(format!("empty CPU list {list:?}"));
-    }
-    Ok(cpus)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn cpu_lists() {
-        assert_eq!(parse_cpu_list("0").unwrap(), vec![0]);
-        assert_eq!(parse_cpu_list("0-3").unwrap(), vec![0, 1, 2, 3]);
-        assert_eq!(parse_cpu_list("0,2,4-5").unwrap(), vec![0, 2, 4, 5]);
-        assert!(parse_cpu_list("3-1").is_err());
-        assert!(parse_cpu_list("x").is_err());
-        assert!(parse_cpu_list("").is_err());
-    }
-
-    #[test]
-    fn io_driver_names() {
-        assert_eq!("uring".parse::<IoDriver>().unwrap(), IoDriver::IoUring);
-        assert_eq!("epoll".parse::<IoDriver>().unwrap(), IoDriver::Epoll);
-        assert_eq!("auto".parse::<IoDriver>().unwrap(), IoDriver::Auto);
-        assert!("kqueue".parse::<IoDriver>().is_err());
+    fn worker_count_follows_threads_then_cpus() {
+        assert_eq!(ServerConfig::default().threads(3).worker_count(), 3);
+        assert_eq!(ServerConfig::default().cpus(vec![0, 1]).worker_count(), 2);
+        assert_eq!(
+            ServerConfig::default()
+                .cpus(vec![0, 1])
+                .threads(1)
+                .worker_count(),
+            1
+        );
+        assert!(ServerConfig::default().worker_count() >= 1);
     }
 }

@@ -4,21 +4,21 @@
 //! Two tasks share the connection's [`Shared`] state: the reader (this function's own task) and
 //! a writer. Plain methods reply inline, straight into the output buffer; async methods run as
 //! their own tasks and add their reply when done, so replies leave in completion order as Go's do
-//! (rpcx-protocol.md 4.1). The writer swaps the output buffer with its spare and writes it whole,
+//! (docs/protocol.md 4.1). The writer swaps the output buffer with its spare and writes it whole,
 //! so a batch of replies costs one write. Back-pressure: past `max_in_flight` running requests or
 //! `max_pending_write` bytes waiting, the reader stops reading until the writer or the handlers
-//! catch up. Nothing here knows JSON or services: it sees frames and a [`ServiceTable`].
+//! catch up. Nothing here knows JSON or services: it sees frames and a [`ServiceTable`] (whose
+//! interceptors are asked about the connection when it opens and told when it closes).
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
 
 use bytes::BytesMut;
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
+use monoio::io::{AsyncWriteRentExt, Splitable};
 use monoio::net::TcpStream;
 use ringrpc_codec::{DecodeError, Decoder};
+use ringrpc_io::{FrameReader, WakerSlot};
 
 use crate::config::ServerConfig;
 use crate::runtime::WorkerState;
@@ -38,30 +38,6 @@ struct Shared {
     reader: WakerSlot,
 }
 
-/// One parked task, woken when the state it waits on changes.
-#[derive(Default)]
-struct WakerSlot(Cell<Option<Waker>>);
-
-impl WakerSlot {
-    fn wake(&self) {
-        if let Some(waker) = self.0.take() {
-            waker.wake();
-        }
-    }
-
-    async fn wait_until(&self, ready: impl Fn() -> bool) {
-        std::future::poll_fn(|cx| {
-            if ready() {
-                Poll::Ready(())
-            } else {
-                self.0.set(Some(cx.waker().clone()));
-                Poll::Pending
-            }
-        })
-        .await
-    }
-}
-
 /// Serves one accepted connection until the peer closes it, shutdown stops it, or it breaks the
 /// protocol (logged with the reason; other connections are untouched, spec 1.8).
 pub async fn serve(
@@ -71,6 +47,10 @@ pub async fn serve(
     config: Rc<ServerConfig>,
     worker: Rc<WorkerState>,
 ) {
+    if let Err(refusal) = table.on_connect(peer) {
+        tracing::info!(%peer, "connection refused: {}", refusal.0);
+        return;
+    }
     let (mut reader, writer) = stream.into_split();
     let shared = Rc::new(Shared {
         out: RefCell::new(worker.take_buffer(config.read_buffer)),
@@ -83,8 +63,11 @@ pub async fn serve(
     let spare = worker.take_buffer(config.read_buffer);
     let writer_task = monoio::spawn(write_loop(writer, shared.clone(), spare));
 
-    let decoder = Decoder::new(config.limits);
-    let mut rbuf = worker.take_buffer(config.read_buffer);
+    let mut frames = FrameReader::new(
+        worker.take_buffer(config.read_buffer),
+        Decoder::new(config.limits),
+        config.read_buffer / 2,
+    );
     // Back-pressure: past either cap, no frame is dispatched (and nothing read) until the
     // writer or the running requests catch up.
     let over = || {
@@ -102,11 +85,13 @@ pub async fn serve(
             if shared.aborted.get() {
                 break 'read;
             }
-            match decoder.decode(&mut rbuf) {
+            match frames.next_frame() {
                 Ok(Some(request)) => {
-                    let dispatch = table.dispatch(request, peer, &mut shared.out.borrow_mut());
-                    if let Dispatch::Pending(reply) = dispatch {
-                        spawn_pending(&shared, reply);
+                    match table.dispatch(request, peer, &mut shared.out.borrow_mut()) {
+                        Dispatch::Done => {}
+                        Dispatch::Pending(reply) => spawn_pending(&shared, reply),
+                        // Its error reply and every earlier one still go out (Rejection::and_close).
+                        Dispatch::Close => break 'read,
                     }
                 }
                 Ok(None) => break,
@@ -122,19 +107,7 @@ pub async fn serve(
             shared.writer.wake();
         }
 
-        // Room for the rest of the frame being received, or a fresh chunk.
-        let want = match decoder.frame_len(&rbuf) {
-            Ok(Some(frame_len)) if frame_len > rbuf.len() => frame_len - rbuf.len(),
-            _ => config.read_buffer / 2,
-        };
-        if rbuf.capacity() - rbuf.len() < want {
-            rbuf.reserve(want.max(config.read_buffer / 2));
-        }
-        let len = rbuf.len();
-        let cap = rbuf.capacity();
-        let (result, slice) = reader.read(rbuf.slice_mut(len..cap)).await;
-        rbuf = slice.into_inner();
-        match result {
+        match frames.fill(&mut reader).await {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
@@ -149,9 +122,10 @@ pub async fn serve(
     // The writer finishes once running requests are done and every reply is written.
     let spare = writer_task.await;
     worker.return_buffer(spare);
-    worker.return_buffer(rbuf);
+    worker.return_buffer(frames.into_buffer());
     let out = shared.out.replace(BytesMut::new());
     worker.return_buffer(out);
+    table.on_close(peer);
 }
 
 /// Runs an async request as its own task; its reply joins the output buffer when it is done.

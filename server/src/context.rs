@@ -1,5 +1,5 @@
 //! What a handler knows about its request: metadata, seq, peer, deadline, and the response
-//! metadata it may set (rpcx-protocol.md 4.2 steps 6–7, 4.9).
+//! metadata it may set (docs/protocol.md 4.2 steps 6–7, 4.9).
 //!
 //! A [`Context`] owns the decoded request (a few `Bytes` handles on the receive buffer), so it can
 //! move into an async handler. It allocates nothing unless the handler sets response metadata.
@@ -83,14 +83,10 @@ impl Context {
             .insert(key, value);
     }
 
-    /// Calls `f` with every response metadata pair set so far.
+    /// The response metadata set so far (`None`: none set).
     #[inline]
-    pub(crate) fn for_each_response_metadata(&self, mut f: impl FnMut(&[u8], &[u8])) {
-        if let Some(builder) = &*self.response_metadata.borrow() {
-            for (key, value) in builder.pairs() {
-                f(key, value);
-            }
-        }
+    pub(crate) fn response_metadata(&self) -> std::cell::Ref<'_, Option<MetadataBuilder>> {
+        self.response_metadata.borrow()
     }
 }
 

@@ -2,77 +2,131 @@
 //! Go rpcx client.
 //!
 //! - [`runtime`]: worker threads pinned to cores, one `SO_REUSEPORT` listener each, driver choice,
-//!   graceful drain.
+//!   two-step start, graceful drain.
 //! - [`connection`]: the read → decode → dispatch → batched write loop of one connection.
-//! - [`service`]: services, typed methods, raw handlers and the per-worker routing table.
+//! - [`service`]: services (by closures or [`macro@service`]), payloads, replies, raw handlers and
+//!   the per-worker routing table.
+//! - [`interceptor`]: hooks around connections and calls (auth, limits, metrics).
 //! - [`serialize`]: raw, JSON, MsgPack and Protobuf payload codecs.
 //! - [`context`]: what a handler knows about its request.
 //! - [`config`]: settings with defaults; [`shutdown`]: the shutdown signal.
-//! - [`demo`]: the Arith and Echo services of the binary.
+//! - [`demo`]: the services of the binary.
+//! - `cli` (feature `cli`, on by default; off for library users who bring their own): logging set-up
+//!   for the binaries.
 //!
 //! ```no_run
 //! use ringrpc_server::{demo, Server, ServerConfig, Shutdown};
 //! let shutdown = Shutdown::new();
-//! let running = Server::new(ServerConfig::default(), demo::demo_table().unwrap())
+//! // The factory runs once on each worker thread: every core builds its own services.
+//! let running = Server::new(ServerConfig::default(), demo::demo_table)
 //!     .start(&shutdown)
 //!     .unwrap();
 //! running.join().unwrap();
 //! ```
 
+// The `#[service]` macro names `::ringrpc_server`; this lets the demo services use it too.
+extern crate self as ringrpc_server;
+
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod context;
 pub mod demo;
+pub mod interceptor;
 pub mod runtime;
 pub mod serialize;
 pub mod service;
 pub mod shutdown;
 
 use std::rc::Rc;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 pub use bytes;
-pub use config::{IoDriver, ServerConfig};
+pub use config::{CpuList, IoDriver, ServerConfig};
 pub use context::Context;
+pub use interceptor::{CallResult, Interceptor, Refusal, Rejection};
 pub use ringrpc_codec::{Message, SerializeType};
-pub use runtime::{Running, StartError, WorkerError};
-pub use service::{Payload, RawReply, RegistrationError, Service, ServiceError, ServiceTable};
+pub use runtime::{Running, StartError, WorkerError, WorkerId};
+pub use service::{
+    IntoService, Payload, RawReply, RegistrationError, Service, ServiceError, ServiceTable,
+};
 pub use shutdown::Shutdown;
 
-/// Logs to stderr through `tracing`, filtered by `RUST_LOG` (default `info`): the binaries call
-/// it first, so the driver fallback, pinning failures and protocol errors are seen.
-pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-}
+/// Turns an impl block into an rpcx service, registered with
+/// `ServiceTable::builder().service(value)` (Go's `RegisterName(name, value, "")`).
+///
+/// - `#[service]` registers under the type's name, `#[service(name = "Arith")]` under another.
+/// - Every `pub fn` with a receiver is an rpc method, named as Go exports it: `mul` → `Mul`,
+///   `get_user` → `GetUser`; `#[rpc(name = "Other")]` renames one, `#[rpc(skip)]` leaves one out.
+///   Private methods and associated functions (constructors) are left alone.
+/// - The shape: `pub fn name(&self, ctx: &Context, args: Args) -> Result<Reply, E>`, where `Args`
+///   and `Reply` are [`Payload`]s (`Bytes`, serde types with `serde_payload!`, serde + prost types
+///   with `proto_payload!`) and `E: Into<ServiceError>`; `ctx` may be left out. A plain `fn` runs
+///   inline on the connection's task; an `async fn` runs as its own task. Anything else is a
+///   compile error saying what is wrong.
+/// - `&self` is the per-core state: each worker builds its own value (see [`Server::new`]), so it
+///   may hold `Cell`, `RefCell` or `Rc` without a lock.
+///
+/// ```
+/// use std::cell::Cell;
+/// use ringrpc_server::{service, Context, ServiceError, ServiceTable};
+/// use ringrpc_server::bytes::Bytes;
+///
+/// #[derive(Default)]
+/// struct Counter {
+///     calls: Cell<u64>,
+/// }
+///
+/// #[service]
+/// impl Counter {
+///     /// `Counter.Next`: this core's count.
+///     pub fn next(&self, _ctx: &Context, _: Bytes) -> Result<Bytes, ServiceError> {
+///         self.calls.set(self.calls.get() + 1);
+///         Ok(Bytes::from(self.calls.get().to_string()))
+///     }
+/// }
+///
+/// let table = ServiceTable::builder().service(Counter::default())?.build();
+/// # Ok::<(), ringrpc_server::RegistrationError>(())
+/// ```
+pub use ringrpc_macros::service;
 
-/// A configured server: settings plus the service table every worker will clone.
+/// Builds the service table of one worker; called once on each worker thread.
+pub type TableFactory = dyn Fn(WorkerId) -> Result<ServiceTable, RegistrationError> + Send + Sync;
+
+/// A configured server: settings plus the factory every worker builds its services with.
 pub struct Server {
     config: ServerConfig,
-    table: ServiceTable,
+    factory: Arc<TableFactory>,
 }
 
 impl Server {
-    pub fn new(config: ServerConfig, table: ServiceTable) -> Self {
-        Server { config, table }
+    /// A server whose workers each build their own table with `factory`, on their own thread:
+    /// handlers and their state need not be `Send` or `Sync`, and per-core state needs no lock.
+    /// State shared across cores is the factory's choice (capture an `Arc`). A factory error stops
+    /// the start ([`StartError::Setup`]).
+    pub fn new<F>(config: ServerConfig, factory: F) -> Self
+    where
+        F: Fn(WorkerId) -> Result<ServiceTable, RegistrationError> + Send + Sync + 'static,
+    {
+        Server {
+            config,
+            factory: Arc::new(factory),
+        }
     }
 
-    /// Binds every worker's listener and starts the workers; returns once they are listening.
+    /// Binds every worker's listener, builds every worker's table and starts the workers; returns
+    /// once they are all accepting.
     pub fn start(self, shutdown: &Shutdown) -> Result<Running, StartError> {
         let config = self.config.clone();
-        // Cloned once per worker at start-up; the Mutex only makes the prototype shareable.
-        let prototype = Mutex::new(self.table);
-        runtime::run_workers(&self.config, shutdown, move |_worker| {
-            let table = Rc::new(prototype.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        let factory = self.factory;
+        runtime::run_workers(&self.config, shutdown, move |worker| {
+            let table = Rc::new(factory(worker)?);
             let config = Rc::new(config.clone());
-            move |stream, peer, worker| {
-                connection::serve(stream, peer, table.clone(), config.clone(), worker)
-            }
+            Ok::<_, RegistrationError>(move |stream, peer, state| {
+                connection::serve(stream, peer, table.clone(), config.clone(), state)
+            })
         })
     }
 }

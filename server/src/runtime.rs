@@ -6,8 +6,12 @@
 //! - bind every worker's listener up front (errors surface before anything runs; port 0 picks
 //!   one port for all);
 //! - choose the driver once (io_uring, or epoll with one log line saying why);
-//! - run [`Worker`]s, each with its own clone of the service table, buffer pool and connection
-//!   slab; nothing is shared between workers on the request path;
+//! - start the workers in two steps: each builds its own per-connection function (and with it
+//!   its services) on its own thread and runtime, and only when every worker has done so do they
+//!   start accepting; a worker whose set-up fails stops them all and [`run_workers`] returns its
+//!   error;
+//! - give each worker its own [`WorkerState`]: buffer pool and connection registry; nothing is
+//!   shared between workers on the request path;
 //! - on shutdown: stop accepting, stop reading, drain, exit — bounded by the grace period.
 //!
 //! The same machinery serves any per-connection function ([`run_workers`]), which is how the
@@ -19,41 +23,65 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::sync::mpsc;
 use std::task::{Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use monoio::net::{TcpListener, TcpStream};
+use ringrpc_io::cpus::machine_cpus;
+use ringrpc_io::{pin_current_thread, IoDriver, IoUnavailable};
 use slab::Slab;
 
-use crate::config::{IoDriver, ServerConfig};
+use crate::config::ServerConfig;
 use crate::shutdown::{Shutdown, ShutdownListener};
+
+/// An error from a worker's set-up, boxed: it comes from user code (the table factory).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Which worker a thread is: 0 .. threads-1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkerId(pub usize);
+
+impl WorkerId {
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+impl std::fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
-    #[error("io_uring requested but unavailable: {0}")]
-    IoUringUnavailable(String),
+    #[error(transparent)]
+    IoUringUnavailable(#[from] IoUnavailable),
     #[error("cannot start worker thread: {0}")]
     Spawn(io::Error),
+    #[error("worker {worker}: cannot build its runtime: {source}")]
+    Runtime { worker: WorkerId, source: io::Error },
+    #[error("worker {worker}: set-up failed: {source}")]
+    Setup { worker: WorkerId, source: BoxError },
 }
 
 /// Why a worker stopped other than by shutdown.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
-    #[error("worker {worker}: cannot build its runtime: {source}")]
-    Runtime { worker: usize, source: io::Error },
     #[error("worker {worker} panicked")]
-    Panicked { worker: usize },
+    Panicked { worker: WorkerId },
 }
 
 /// A running set of workers.
 pub struct Running {
     local_addr: SocketAddr,
     driver: IoDriver,
-    threads: Vec<JoinHandle<Result<(), WorkerError>>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Running {
@@ -67,14 +95,19 @@ impl Running {
         self.driver
     }
 
+    /// How many workers run.
+    pub fn workers(&self) -> usize {
+        self.threads.len()
+    }
+
     /// Waits for every worker to finish (after shutdown); the first failure, if any worker failed.
     pub fn join(self) -> Result<(), WorkerError> {
         let mut first_error = None;
-        for (worker, thread) in self.threads.into_iter().enumerate() {
-            let result = thread
-                .join()
-                .unwrap_or(Err(WorkerError::Panicked { worker }));
-            if let Err(e) = result {
+        for (index, thread) in self.threads.into_iter().enumerate() {
+            if thread.join().is_err() {
+                let e = WorkerError::Panicked {
+                    worker: WorkerId(index),
+                };
                 tracing::error!("{e}");
                 first_error.get_or_insert(e);
             }
@@ -88,8 +121,6 @@ impl Running {
 pub struct WorkerState {
     /// Raw fds of live connections, so shutdown can stop their reads.
     connections: RefCell<Slab<i32>>,
-    /// Set once shutdown has begun.
-    draining: Cell<bool>,
     /// Woken when the last connection goes.
     idle_waker: Cell<Option<Waker>>,
     pool: RefCell<Vec<bytes::BytesMut>>,
@@ -103,7 +134,6 @@ impl WorkerState {
     fn new() -> Self {
         WorkerState {
             connections: RefCell::new(Slab::new()),
-            draining: Cell::new(false),
             idle_waker: Cell::new(None),
             pool: RefCell::new(Vec::new()),
         }
@@ -126,11 +156,6 @@ impl WorkerState {
         }
     }
 
-    /// Whether shutdown has begun.
-    pub fn is_draining(&self) -> bool {
-        self.draining.get()
-    }
-
     fn register(&self, fd: i32) -> usize {
         self.connections.borrow_mut().insert(fd)
     }
@@ -149,7 +174,9 @@ impl WorkerState {
     /// it has read, writes the replies and closes (spec 4.13; Go's `CloseRead`).
     fn stop_reading(&self) {
         for (_, &fd) in self.connections.borrow().iter() {
-            // SAFETY: the fd belongs to a live connection (it unregisters before closing).
+            // SAFETY: shutdown(2) takes a plain fd number and touches no memory of ours. The fd is
+            // still this connection's: its task unregisters it in the same poll in which the
+            // stream is dropped (no await in between), and this runs on the same thread.
             unsafe { libc::shutdown(fd, libc::SHUT_RD) };
         }
     }
@@ -167,19 +194,22 @@ impl WorkerState {
     }
 }
 
-/// Starts `config.threads` workers that accept on `config.addr` and hand every connection to
-/// `serve`, built once per worker by `make_serve`. Returns once every listener is bound.
-pub fn run_workers<M, S, Fut>(
+/// Starts the workers that accept on `config.addr` and hand every connection to `serve`, built
+/// once per worker, on the worker's own thread and runtime, by `make_serve`. Returns once every
+/// worker has built it and is about to accept; if any `make_serve` fails, no worker accepts and
+/// its error is returned.
+pub fn run_workers<M, S, Fut, E>(
     config: &ServerConfig,
     shutdown: &Shutdown,
     make_serve: M,
 ) -> Result<Running, StartError>
 where
-    M: Fn(usize) -> S + Send + Sync + 'static,
+    M: Fn(WorkerId) -> Result<S, E> + Send + Sync + 'static,
+    E: Into<BoxError>,
     S: Fn(TcpStream, SocketAddr, Rc<WorkerState>) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    let driver = choose_driver(config.io)?;
+    let driver = config.io.resolve()?;
     let listeners = bind_listeners(config, driver)?;
     let local_addr = listeners[0]
         .local_addr()
@@ -187,35 +217,103 @@ where
             addr: config.addr,
             source,
         })?;
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let machine = machine_cpus();
     let make_serve = std::sync::Arc::new(make_serve);
-    let mut threads = Vec::with_capacity(config.threads);
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), StartError>>();
+    let mut go_senders = Vec::with_capacity(listeners.len());
+    let mut threads = Vec::with_capacity(listeners.len());
     for (index, listener) in listeners.into_iter().enumerate() {
+        let id = WorkerId(index);
         let cpu = match &config.cpus {
             Some(cpus) => Some(cpus[index % cpus.len()]),
-            None => (!cores.is_empty()).then(|| cores[index % cores.len()].id),
+            None => (!machine.is_empty()).then(|| machine[index % machine.len()]),
         };
         let make_serve = make_serve.clone();
         let listener_shutdown = shutdown.listener();
         let grace = config.grace_period;
+        let ready = ready_tx.clone();
+        let (go_tx, go_rx) = mpsc::channel::<bool>();
+        go_senders.push(go_tx);
         let entries = config.ring_entries;
-        let thread = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name(format!("ringrpc-worker-{index}"))
             .spawn(move || {
                 if let Some(cpu) = cpu {
-                    if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+                    if !pin_current_thread(cpu) {
                         tracing::warn!(worker = index, cpu, "could not pin worker to its core");
                     }
                 }
-                let serve = make_serve(index);
-                let work = worker(index, listener, serve, listener_shutdown, grace);
-                block_on(driver, entries, work).map_err(|source| WorkerError::Runtime {
-                    worker: index,
-                    source,
-                })
-            })
-            .map_err(StartError::Spawn)?;
-        threads.push(thread);
+                let set_up = ready.clone();
+                let ran = ringrpc_io::block_on(driver, entries, move || async move {
+                    let made =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| make_serve(id)));
+                    let serve = match made {
+                        Ok(Ok(serve)) => serve,
+                        Ok(Err(e)) => {
+                            let _ = set_up.send(Err(StartError::Setup {
+                                worker: id,
+                                source: e.into(),
+                            }));
+                            return;
+                        }
+                        Err(_) => {
+                            let _ = set_up.send(Err(StartError::Setup {
+                                worker: id,
+                                source: "it panicked while setting up".into(),
+                            }));
+                            return;
+                        }
+                    };
+                    let _ = set_up.send(Ok(()));
+                    // Every worker must be set up before any accepts (a failed one stops all).
+                    if go_rx.recv() != Ok(true) {
+                        return;
+                    }
+                    worker(index, listener, serve, listener_shutdown, grace).await;
+                });
+                if let Err(source) = ran {
+                    let _ = ready.send(Err(StartError::Runtime { worker: id, source }));
+                }
+            });
+        match spawned {
+            Ok(thread) => threads.push(thread),
+            Err(e) => {
+                drop(go_senders);
+                for thread in threads {
+                    let _ = thread.join();
+                }
+                return Err(StartError::Spawn(e));
+            }
+        }
+    }
+    drop(ready_tx);
+    let mut failure = None;
+    for _ in 0..threads.len() {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                failure.get_or_insert(e);
+            }
+            // Every sender gone before all reported: cannot happen (each worker reports once,
+            // panics included), but never wait forever.
+            Err(_) => {
+                failure.get_or_insert(StartError::Setup {
+                    worker: WorkerId(0),
+                    source: "a worker exited without reporting".into(),
+                });
+                break;
+            }
+        }
+    }
+    for go in &go_senders {
+        let _ = go.send(failure.is_none());
+    }
+    if let Some(e) = failure {
+        drop(go_senders);
+        for thread in threads {
+            let _ = thread.join();
+        }
+        return Err(e);
     }
     Ok(Running {
         local_addr,
@@ -224,48 +322,13 @@ where
     })
 }
 
-/// Resolves `Auto` once for the whole process, logging the fallback in one line.
-fn choose_driver(io: IoDriver) -> Result<IoDriver, StartError> {
-    let available = monoio::utils::detect_uring();
-    match io {
-        IoDriver::Epoll => Ok(IoDriver::Epoll),
-        IoDriver::IoUring if available => Ok(IoDriver::IoUring),
-        IoDriver::IoUring => Err(StartError::IoUringUnavailable(
-            "the kernel or a seccomp profile refused io_uring_setup".into(),
-        )),
-        IoDriver::Auto if available => Ok(IoDriver::IoUring),
-        IoDriver::Auto => {
-            tracing::warn!(
-                "io_uring is unavailable (refused by the kernel or a seccomp profile): \
-                 falling back to monoio's epoll driver"
-            );
-            Ok(IoDriver::Epoll)
-        }
-    }
-}
-
-fn block_on<F: Future<Output = ()>>(driver: IoDriver, entries: u32, work: F) -> io::Result<()> {
-    match driver {
-        IoDriver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()?
-            .block_on(work),
-        _ => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-            .with_entries(entries)
-            .enable_timer()
-            .build()?
-            .block_on(work),
-    }
-    Ok(())
-}
-
 /// One listener per worker, all on the same port with SO_REUSEPORT so the kernel spreads
 /// connections. With port 0 the first bind picks the port and the others join it.
 fn bind_listeners(
     config: &ServerConfig,
     driver: IoDriver,
 ) -> Result<Vec<std::net::TcpListener>, StartError> {
-    let (addr, count) = (config.addr, config.threads);
+    let (addr, count) = (config.addr, config.worker_count());
     let mut listeners: Vec<std::net::TcpListener> = Vec::with_capacity(count);
     let mut bind_addr = addr;
     for _ in 0..count {
@@ -277,7 +340,8 @@ fn bind_listeners(
             )?;
             socket.set_reuse_address(true)?;
             socket.set_reuse_port(true)?;
-            // Accepted sockets inherit these on Linux: no syscall per connection.
+            // Accepted sockets inherit TCP_NODELAY and keep-alive from the listener on Linux, so
+            // they are set once here rather than per connection.
             socket.set_nodelay(true)?;
             if let Some(idle) = config.tcp_keepalive {
                 socket.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle))?;
@@ -325,7 +389,6 @@ async fn worker<S, Fut>(
         _ = shutdown.wait() => {}
     }
     drop(listener);
-    state.draining.set(true);
     state.stop_reading();
     if monoio::time::timeout(grace, state.all_closed())
         .await
@@ -347,7 +410,6 @@ where
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
                 let key = state.register(stream.as_raw_fd());
                 let conn = serve(stream, peer, state.clone());
                 let state = state.clone();

@@ -1,7 +1,9 @@
 //! "Has shutdown been signalled?": one trigger, any number of listeners on any thread.
 //!
 //! Triggering drops the only sender of a channel, which wakes every receiver at once; that is the
-//! whole mechanism. Workers wait on it once, off the request path.
+//! whole mechanism. Workers wait on it once, off the request path. Only [`Shutdown::trigger`] (or
+//! a signal, after [`Shutdown::on_signals`]) shuts down: every listener keeps the sender alive,
+//! so dropping the last `Shutdown` does not stop a running server.
 
 use std::sync::{Arc, Mutex};
 
@@ -40,6 +42,7 @@ impl Shutdown {
     pub fn listener(&self) -> ShutdownListener {
         ShutdownListener {
             receiver: self.receiver.clone(),
+            _sender: self.sender.clone(),
         }
     }
 
@@ -61,6 +64,8 @@ impl Shutdown {
 #[derive(Clone)]
 pub struct ShutdownListener {
     receiver: flume::Receiver<()>,
+    /// Keeps the sender alive: only a trigger ends the wait.
+    _sender: Arc<Mutex<Option<flume::Sender<()>>>>,
 }
 
 impl ShutdownListener {

@@ -78,7 +78,7 @@ fn each_malformed_class_closes_only_its_connection() {
     };
     let server = TestServer::with(
         ServerConfig::default().threads(1).limits(limits),
-        ringrpc_server::demo::demo_table().unwrap(),
+        ringrpc_server::demo::demo_table,
     );
     let mut bystander = server.connect();
     for (name, bytes) in malformed_frames() {
@@ -115,7 +115,7 @@ fn oversized_frame_is_refused_before_its_body_arrives() {
             max_frame_len: 1024,
             max_decompressed_len: 1024,
         }),
-        ringrpc_server::demo::demo_table().unwrap(),
+        ringrpc_server::demo::demo_table,
     );
     let mut client = server.connect();
     // Only the prefix: the server must not wait for 1 GiB of body.

@@ -155,7 +155,7 @@ fn thousand_concurrent_connections() {
 fn back_pressure_pauses_reading_but_answers_everything() {
     // Two running requests at most: the rest wait in the socket, then all are answered.
     let config = ServerConfig::default().threads(1).max_in_flight(2);
-    let server = TestServer::with(config, ringrpc_server::demo::demo_table().unwrap());
+    let server = TestServer::with(config, ringrpc_server::demo::demo_table);
     let mut client = server.connect();
     let mut burst = Vec::new();
     for seq in 0..20u64 {
@@ -187,7 +187,7 @@ fn a_client_that_never_reads_does_not_grow_server_memory_without_bound() {
     let config = ServerConfig::default()
         .threads(1)
         .max_pending_write(64 << 10);
-    let server = TestServer::with(config, ringrpc_server::demo::demo_table().unwrap());
+    let server = TestServer::with(config, ringrpc_server::demo::demo_table);
     let mut hog = server.connect();
     hog.stream.set_nonblocking(true).unwrap();
     let frame = request(1, "Echo", "Echo", SerializeType::Raw, &[], &[0u8; 16 << 10]);

@@ -9,7 +9,7 @@ use common::{request, TestServer};
 use ringrpc_codec::{
     compress::gzip, CompressType, Header, MessageStatus, SerializeType, ERROR_KEY,
 };
-use ringrpc_server::demo::{arith, echo, ArithArgs, ArithReply};
+use ringrpc_server::demo::{Arith, ArithArgs, ArithReply, Echo};
 use ringrpc_server::{RegistrationError, ServerConfig, Service, ServiceError, ServiceTable};
 
 fn error_text(msg: &ringrpc_codec::Message) -> String {
@@ -33,9 +33,9 @@ fn test_table() -> ServiceTable {
             Ok::<Bytes, ServiceError>(Bytes::new())
         });
     ServiceTable::builder()
-        .service(arith())
+        .service(Arith)
         .unwrap()
-        .service(echo())
+        .service(Echo)
         .unwrap()
         .service(panicky)
         .unwrap()
@@ -61,7 +61,7 @@ fn test_table() -> ServiceTable {
 }
 
 fn server() -> TestServer {
-    TestServer::with(ServerConfig::default().threads(1), test_table())
+    TestServer::with(ServerConfig::default().threads(1), |_| Ok(test_table()))
 }
 
 #[test]
@@ -310,9 +310,9 @@ fn registration_errors_are_reported() {
         .unwrap();
     assert_eq!(err, RegistrationError::NoMethods("Empty".into()));
     let err = ServiceTable::builder()
-        .service(arith())
+        .service(Arith)
         .unwrap()
-        .service(arith())
+        .service(Arith)
         .err()
         .unwrap();
     assert_eq!(err, RegistrationError::DuplicateService("Arith".into()));
@@ -330,7 +330,7 @@ fn the_epoll_driver_serves_the_same() {
     let config = ServerConfig::default()
         .threads(2)
         .io(ringrpc_server::IoDriver::Epoll);
-    let server = TestServer::with(config, test_table());
+    let server = TestServer::with(config, |_| Ok(test_table()));
     let mut clients: Vec<_> = (0..4).map(|_| server.connect()).collect();
     for (i, client) in clients.iter_mut().enumerate() {
         client.send(&request(1, "Echo", "Sleep", SerializeType::Raw, &[], b"30"));

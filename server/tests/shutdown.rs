@@ -58,7 +58,7 @@ fn grace_period_bounds_shutdown() {
     let config = ringrpc_server::ServerConfig::default()
         .threads(1)
         .grace_period(Duration::from_millis(300));
-    let mut server = TestServer::with(config, ringrpc_server::demo::demo_table().unwrap());
+    let mut server = TestServer::with(config, ringrpc_server::demo::demo_table);
     let mut client = server.connect();
     client.send(&request(
         1,
@@ -83,7 +83,7 @@ fn the_epoll_driver_shuts_down_gracefully_too() {
     let config = ringrpc_server::ServerConfig::default()
         .threads(1)
         .io(ringrpc_server::IoDriver::Epoll);
-    let mut server = TestServer::with(config, ringrpc_server::demo::demo_table().unwrap());
+    let mut server = TestServer::with(config, ringrpc_server::demo::demo_table);
     let mut client = server.connect();
     client.send(&request(
         1,

@@ -26,7 +26,7 @@ fn server_side_timers(port: u16) -> Vec<u8> {
 }
 
 fn timers_with(config: ServerConfig) -> Vec<u8> {
-    let server = TestServer::with(config.threads(1), demo_table().unwrap());
+    let server = TestServer::with(config.threads(1), demo_table);
     let mut client = server.connect();
     // One round trip: the connection is accepted and idle on the server side.
     let reply = client.call(1, "Echo", "Echo", ringrpc_codec::SerializeType::Raw, b"x");

@@ -117,17 +117,19 @@ pub async fn echo_frames(mut stream: TcpStream) -> std::io::Result<()> {
 /// every clone of it is dropped).
 pub fn start(args: &Args, shutdown: &Shutdown) -> Result<Running, StartError> {
     run_workers(&args.config(), shutdown, |_worker| {
-        |stream: TcpStream, _peer: SocketAddr, _worker: Rc<WorkerState>| async move {
-            // A peer that resets or misframes only ends its own connection.
-            let _ = echo_frames(stream).await;
-        }
+        Ok::<_, std::convert::Infallible>(
+            |stream: TcpStream, _peer: SocketAddr, _worker: Rc<WorkerState>| async move {
+                // A peer that resets or misframes only ends its own connection.
+                let _ = echo_frames(stream).await;
+            },
+        )
     })
 }
 
 #[allow(dead_code)] // when this file is included as a module by tests
 fn main() -> ExitCode {
     // The runtime reports through tracing: the epoll fallback, pinning and worker failures.
-    ringrpc_server::init_logging();
+    ringrpc_server::cli::init_logging();
     let args = Args::parse();
     let shutdown = Shutdown::new();
     if let Err(e) = shutdown.on_signals() {

@@ -1,4 +1,5 @@
-//! `ringrpc-server`: serves the demo services (Arith, Echo) on a thread-per-core io_uring runtime.
+//! `ringrpc-server`: serves the demo services (Arith, Echo, KV) on a thread-per-core io_uring
+//! runtime. Every flag is the [`ServerConfig`] builder method of the same name.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -6,8 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use ringrpc_codec::Limits;
-use ringrpc_server::config::CpuList;
-use ringrpc_server::{demo, IoDriver, Server, ServerConfig, Shutdown};
+use ringrpc_server::{demo, CpuList, IoDriver, Server, ServerConfig, Shutdown};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -41,24 +41,19 @@ struct Args {
     #[arg(long, default_value_t = 4 << 20)]
     max_pending_write: usize,
     /// TCP keep-alive idle time on accepted connections, in seconds; 0 turns it off.
-    #[arg(long, default_value_t = 180)]
-    keepalive: u64,
+    #[arg(long, alias = "keepalive", default_value_t = 180)]
+    tcp_keepalive: u64,
     /// Seconds a graceful shutdown may take (SIGINT/SIGTERM).
-    #[arg(long, default_value_t = 10.0)]
-    grace: f64,
+    #[arg(long, alias = "grace", default_value_t = 10.0)]
+    grace_period: f64,
 }
 
 fn main() -> ExitCode {
-    ringrpc_server::init_logging();
+    ringrpc_server::cli::init_logging();
     let args = Args::parse();
 
-    let threads = args
-        .threads
-        .or_else(|| args.cpus.as_ref().map(|cpus| cpus.0.len()))
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut config = ServerConfig::default()
         .addr(args.addr)
-        .threads(threads)
         .io(args.io)
         .limits(Limits {
             max_frame_len: args.max_frame,
@@ -66,25 +61,22 @@ fn main() -> ExitCode {
         })
         .max_in_flight(args.max_in_flight)
         .max_pending_write(args.max_pending_write)
-        .grace_period(Duration::from_secs_f64(args.grace.max(0.0)))
-        .tcp_keepalive((args.keepalive > 0).then(|| Duration::from_secs(args.keepalive)));
+        .grace_period(Duration::from_secs_f64(args.grace_period.max(0.0)))
+        .tcp_keepalive((args.tcp_keepalive > 0).then(|| Duration::from_secs(args.tcp_keepalive)));
+    if let Some(threads) = args.threads {
+        config = config.threads(threads);
+    }
     if let Some(CpuList(cpus)) = args.cpus {
         config = config.cpus(cpus);
     }
+    let threads = config.worker_count();
 
-    let table = match demo::demo_table() {
-        Ok(table) => table,
-        Err(e) => {
-            tracing::error!("service registration failed: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let shutdown = Shutdown::new();
     if let Err(e) = shutdown.on_signals() {
         tracing::error!("cannot install the signal handler: {e}");
         return ExitCode::FAILURE;
     }
-    let running = match Server::new(config, table).start(&shutdown) {
+    let running = match Server::new(config, demo::demo_table).start(&shutdown) {
         Ok(running) => running,
         Err(e) => {
             tracing::error!("{e}");

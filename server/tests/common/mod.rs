@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use ringrpc_codec::{encode_frame, Decoder, Header, Limits, Message, SerializeType};
-use ringrpc_server::{demo, Running, Server, ServerConfig, ServiceTable, Shutdown};
+use ringrpc_server::{
+    demo, RegistrationError, Running, Server, ServerConfig, ServiceTable, Shutdown, WorkerId,
+};
 
 /// A server that shuts down when dropped.
 pub struct TestServer {
@@ -21,16 +23,17 @@ pub struct TestServer {
 impl TestServer {
     /// The demo services on `threads` workers.
     pub fn start(threads: usize) -> TestServer {
-        Self::with(
-            ServerConfig::default().threads(threads),
-            demo::demo_table().unwrap(),
-        )
+        Self::with(ServerConfig::default().threads(threads), demo::demo_table)
     }
 
-    pub fn with(config: ServerConfig, table: ServiceTable) -> TestServer {
+    /// A server whose workers each build their table with `factory`.
+    pub fn with<F>(config: ServerConfig, factory: F) -> TestServer
+    where
+        F: Fn(WorkerId) -> Result<ServiceTable, RegistrationError> + Send + Sync + 'static,
+    {
         let config = config.addr("127.0.0.1:0".parse().unwrap());
         let shutdown = Shutdown::new();
-        let running = Server::new(config, table).start(&shutdown).unwrap();
+        let running = Server::new(config, factory).start(&shutdown).unwrap();
         TestServer {
             addr: running.local_addr(),
             shutdown,
@@ -63,7 +66,8 @@ pub fn vectors() -> HashMap<String, Vec<u8>> {
         env!("CARGO_MANIFEST_DIR"),
         "/../docs/vectors/rpcx-golden.txt"
     );
-    let text = std::fs::read_to_string(path).expect("docs/vectors/rpcx-golden.txt in the repository");
+    let text =
+        std::fs::read_to_string(path).expect("docs/vectors/rpcx-golden.txt in the repository");
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {

@@ -1,0 +1,191 @@
+//! A connection's read side: its receive buffer and the frame decoder, behind `fill` (one read
+//! from the socket) and `next_frame` (the next whole frame off the front), so the buffer
+//! arithmetic exists once for the server, the echo limit and the load generator.
+//!
+//! Frames are split off the front of the buffer without copying: a [`Message`] shares the
+//! buffer's allocation. Once the frames before it are consumed, a partial frame is moved back to
+//! the front of the same allocation by `reserve` rather than grown.
+
+use std::io;
+
+use bytes::{Buf, BytesMut};
+use monoio::buf::IoBufMut;
+use monoio::io::AsyncReadRent;
+use ringrpc_codec::{DecodeError, Decoder, Header, Message};
+
+/// The receive buffer of one connection and the decoder that finds frames in it.
+#[derive(Debug)]
+pub struct FrameReader {
+    buf: BytesMut,
+    decoder: Decoder,
+    read_size: usize,
+}
+
+impl FrameReader {
+    /// A reader over `buf` (typically from a pool; its contents are kept) that asks the socket for
+    /// at least `read_size` bytes of room per read, more when a larger frame is being received.
+    pub fn new(buf: BytesMut, decoder: Decoder, read_size: usize) -> Self {
+        FrameReader {
+            buf,
+            decoder,
+            read_size: read_size.max(1),
+        }
+    }
+
+    /// Reads once from `reader`, appending to what is buffered; returns the bytes read (0 at EOF).
+    /// Makes room first for the rest of the frame being received, or `read_size` bytes.
+    pub async fn fill<R: AsyncReadRent>(&mut self, reader: &mut R) -> io::Result<usize> {
+        let rest_of_frame = match self.decoder.frame_len(&self.buf) {
+            Ok(Some(frame_len)) if frame_len > self.buf.len() => frame_len - self.buf.len(),
+            _ => 0,
+        };
+        let want = rest_of_frame.max(self.read_size);
+        if self.buf.capacity() - self.buf.len() < want {
+            self.buf.reserve(want);
+        }
+        let filled = self.buf.len();
+        let cap = self.buf.capacity();
+        let buf = std::mem::take(&mut self.buf);
+        let (result, slice) = reader.read(buf.slice_mut(filled..cap)).await;
+        self.buf = slice.into_inner();
+        result
+    }
+
+    /// Takes the next whole frame off the front and parses it; `Ok(None)` until one is buffered.
+    /// After an error the stream is out of sync: close the connection.
+    #[inline]
+    pub fn next_frame(&mut self) -> Result<Option<Message>, DecodeError> {
+        self.decoder.decode(&mut self.buf)
+    }
+
+    /// The header and length of the next whole frame, without consuming it; `None` until one is
+    /// fully buffered.
+    #[inline]
+    pub fn peek(&self) -> Result<Option<(Header, usize)>, DecodeError> {
+        match self.decoder.frame_len(&self.buf)? {
+            Some(len) if self.buf.len() >= len => {
+                let header = *Header::view(&self.buf).expect("a whole frame holds its prefix");
+                Ok(Some((header, len)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Drops the next frame (of length `len`, from [`FrameReader::peek`]) unparsed.
+    pub fn skip(&mut self, len: usize) {
+        self.buf.advance(len);
+    }
+
+    /// Takes the next frame (of length `len`, from [`FrameReader::peek`]) and parses it.
+    pub fn take(&mut self, len: usize) -> Result<Message, DecodeError> {
+        let frame = self.buf.split_to(len).freeze();
+        Message::parse(frame, self.decoder.limits())
+    }
+
+    /// The next frame's bytes (of length `len`, from [`FrameReader::peek`]), unparsed.
+    #[inline]
+    pub fn frame_bytes(&self, len: usize) -> &[u8] {
+        &self.buf[..len]
+    }
+
+    /// Bytes buffered and not yet consumed.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Appends bytes as if read from the socket (tests, and callers that read elsewhere).
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The buffer back, e.g. for a pool.
+    pub fn into_buffer(self) -> BytesMut {
+        self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringrpc_codec::{encode_frame, Limits};
+
+    fn frame(seq: u64, payload: &[u8]) -> Vec<u8> {
+        let mut header = Header::new();
+        header.set_seq(seq);
+        let mut buf = BytesMut::new();
+        encode_frame(&mut buf, &header, b"Echo", b"Echo", [], payload);
+        buf.to_vec()
+    }
+
+    #[test]
+    fn frames_come_off_whole_and_in_order() {
+        let mut wire = Vec::new();
+        for seq in 0..3 {
+            wire.extend_from_slice(&frame(seq, b"hello"));
+        }
+        let mut reader = FrameReader::new(BytesMut::new(), Decoder::default(), 1024);
+        reader.extend_from_slice(&wire[..wire.len() - 3]);
+        let (header, len) = reader.peek().unwrap().unwrap();
+        assert_eq!(header.seq(), 0);
+        reader.skip(len);
+        assert_eq!(reader.next_frame().unwrap().unwrap().seq(), 1);
+        assert!(
+            reader.next_frame().unwrap().is_none(),
+            "third is incomplete"
+        );
+        reader.extend_from_slice(&wire[wire.len() - 3..]);
+        let (_, len) = reader.peek().unwrap().unwrap();
+        assert_eq!(reader.frame_bytes(len), &frame(2, b"hello")[..]);
+        assert_eq!(reader.take(len).unwrap().payload(), b"hello");
+        assert_eq!(reader.buffered(), 0);
+    }
+
+    #[test]
+    fn garbage_and_oversized_frames_are_errors() {
+        let mut reader = FrameReader::new(BytesMut::new(), Decoder::default(), 1024);
+        reader.extend_from_slice(b"GET / HTTP/1.1\r\n");
+        assert!(matches!(reader.peek(), Err(DecodeError::BadMagic(b'G'))));
+        let limits = Limits {
+            max_frame_len: 10,
+            ..Limits::default()
+        };
+        let mut reader = FrameReader::new(BytesMut::new(), Decoder::new(limits), 1024);
+        reader.extend_from_slice(&frame(0, b"a payload longer than ten bytes"));
+        assert!(matches!(
+            reader.next_frame(),
+            Err(DecodeError::FrameTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn fill_makes_room_for_a_large_frame_and_reads_it() {
+        let big = frame(9, &vec![7u8; 200_000]);
+        let wire = big.clone();
+        let got = crate::block_on(crate::IoDriver::Epoll, 64, || async move {
+            let listener = monoio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let sender = monoio::spawn(async move {
+                use monoio::io::AsyncWriteRentExt;
+                let mut stream = monoio::net::TcpStream::connect_addr(addr).await.unwrap();
+                let (res, _) = stream.write_all(wire).await;
+                res.unwrap();
+            });
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut reader = FrameReader::new(BytesMut::new(), Decoder::default(), 4096);
+            let message = loop {
+                if let Some(message) = reader.next_frame().unwrap() {
+                    break message;
+                }
+                assert!(
+                    reader.fill(&mut stream).await.unwrap() > 0,
+                    "EOF before the frame"
+                );
+            };
+            sender.await;
+            message
+        })
+        .unwrap();
+        assert_eq!(got.seq(), 9);
+        assert_eq!(got.frame(), &big[..]);
+    }
+}

@@ -1,0 +1,156 @@
+//! The reply of a call: how its result becomes a frame in the output buffer, with every reply rule
+//! applied by the codec's one reply writer ([`encode_reply_with`]).
+//!
+//! The rules that belong to the service layer live here once: a failed call still sends the zero
+//! reply of its type (docs/protocol.md 4.7, vector V6); arguments that cannot be decoded send the
+//! error with an empty payload; a reply that cannot be encoded becomes an error reply; oneway
+//! requests get nothing (4.5). With interceptors installed, the reply is first encoded on its own
+//! so that `after_call` can see and replace it ([`CallResult`]).
+
+use std::cell::RefCell;
+
+use bytes::BytesMut;
+use ringrpc_codec::{encode_reply_with, Message};
+
+use crate::interceptor::{CallResult, Interceptors};
+use crate::service::{Payload, ServiceError};
+use crate::Context;
+
+/// How a call failed, before its reply is written.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// The arguments could not be decoded: the error with an empty payload, as Go's `handleError`
+    /// before the call.
+    Decode(String),
+    /// The method returned an error: its text and the zero reply (spec 4.7).
+    Service(ServiceError),
+    /// The method panicked: Go's `[service internal error]` text and the zero reply (spec 4.12).
+    Panic(String),
+}
+
+/// Where a method's reply goes: the connection's output buffer, through the interceptors' hooks
+/// when there are any.
+pub(crate) struct ReplySink<'a> {
+    pub(crate) out: &'a mut BytesMut,
+    pub(crate) hooks: &'a Interceptors,
+    /// Worker scratch for the reply payload while `after_call` looks at it.
+    pub(crate) scratch: &'a RefCell<BytesMut>,
+}
+
+impl ReplySink<'_> {
+    /// Writes the reply of `ctx`'s request from the method's result. With interceptors: encodes
+    /// the payload apart, runs `after_call`, writes the (possibly replaced) reply, runs
+    /// `after_reply`.
+    #[inline]
+    pub(crate) fn finish<R: Payload>(
+        self,
+        ctx: &Context,
+        method: &str,
+        result: Result<R, CallError>,
+    ) {
+        if self.hooks.is_empty() {
+            write_result(self.out, ctx, result);
+            return;
+        }
+        let mut scratch = self.scratch.borrow_mut();
+        scratch.clear();
+        let serialize = ctx.request().serialize_type();
+        let error = match result {
+            Ok(reply) => reply
+                .encode(serialize, &mut scratch)
+                .err()
+                .map(|e| ServiceError::from(e.to_string())),
+            Err(CallError::Decode(text)) => Some(ServiceError::from(text)),
+            Err(CallError::Service(error)) => {
+                let _ = R::encode_zero(serialize, &mut scratch);
+                Some(error)
+            }
+            Err(CallError::Panic(text)) => {
+                let _ = R::encode_zero(serialize, &mut scratch);
+                Some(ServiceError::from(text))
+            }
+        };
+        let mut call = CallResult::new(error, &mut scratch, serialize);
+        self.hooks.after_call(ctx, method, &mut call);
+        let error = call.take_error();
+        write_payload(self.out, ctx, error.as_ref().map(|e| e.text()), &scratch);
+        self.hooks
+            .after_reply(ctx, error.as_ref().map(|e| e.text()));
+    }
+}
+
+/// Writes a typed result as the reply (the path with no interceptors: the payload is encoded in
+/// place, into the frame).
+#[inline]
+pub(crate) fn write_result<R: Payload>(
+    out: &mut BytesMut,
+    ctx: &Context,
+    result: Result<R, CallError>,
+) {
+    let request = ctx.request();
+    if request.is_oneway() {
+        return;
+    }
+    let serialize = request.serialize_type();
+    let metadata = ctx.response_metadata();
+    let pairs = metadata.iter().flat_map(|builder| builder.pairs());
+    let written = match &result {
+        Ok(reply) => encode_reply_with(out, request, None, pairs, 0, |buf| {
+            reply.encode(serialize, buf)
+        }),
+        Err(CallError::Decode(text)) => {
+            write_error(out, request, text);
+            return;
+        }
+        Err(CallError::Service(error)) => {
+            encode_reply_with(out, request, Some(error.text()), pairs, 0, |buf| {
+                R::encode_zero(serialize, buf)
+            })
+        }
+        Err(CallError::Panic(text)) => {
+            encode_reply_with(out, request, Some(text), pairs, 0, |buf| {
+                R::encode_zero(serialize, buf)
+            })
+        }
+    };
+    if let Err(e) = written {
+        write_error(out, request, &e.to_string());
+    }
+}
+
+/// Writes a reply whose payload is already encoded (raw handlers, interceptors), with the
+/// context's response metadata.
+pub(crate) fn write_payload(
+    out: &mut BytesMut,
+    ctx: &Context,
+    error: Option<&str>,
+    payload: &[u8],
+) {
+    let request = ctx.request();
+    if request.is_oneway() {
+        return;
+    }
+    let metadata = ctx.response_metadata();
+    let pairs = metadata.iter().flat_map(|builder| builder.pairs());
+    let written = encode_reply_with(out, request, error, pairs, payload.len(), |buf| {
+        buf.extend_from_slice(payload);
+        Ok::<(), std::convert::Infallible>(())
+    });
+    if let Err(never) = written {
+        match never {}
+    }
+}
+
+/// Writes an error reply with an empty payload and no response metadata (routing and decoding
+/// errors, rejections; Go's `handleError`). Nothing for oneway requests.
+pub(crate) fn write_error(out: &mut BytesMut, request: &Message, text: &str) {
+    if request.is_oneway() {
+        return;
+    }
+    let written = encode_reply_with(out, request, Some(text), [], 0, |_| {
+        Ok::<(), std::convert::Infallible>(())
+    });
+    if let Err(never) = written {
+        match never {}
+    }
+}

@@ -1,0 +1,261 @@
+//! The routing table of one worker: services, raw handlers and interceptors, and
+//! [`ServiceTable::dispatch`], which routes a request with Go's exact error texts
+//! (docs/protocol.md 4.2, 4.6) and runs it.
+//!
+//! Each worker builds its own table (the server's factory runs once per worker thread), so a
+//! lookup touches only its core's memory and handlers may hold `Rc` state.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use ringrpc_codec::{encode_heartbeat_reply, Message};
+use rustc_hash::FxHashMap;
+
+use crate::interceptor::{Interceptor, Interceptors, Refusal};
+use crate::serialize::{has_codec, CodecError};
+use crate::service::method::{LocalFuture, MethodFn};
+use crate::service::names::Names;
+use crate::service::raw::{run_raw, RawFn, RawReply};
+use crate::service::reply::{write_error, ReplySink};
+use crate::service::{IntoService, RegistrationError, ServiceError};
+use crate::Context;
+
+/// Methods of one service, by name.
+type MethodMap = Names<MethodFn>;
+
+/// Collects services, raw handlers and interceptors, checking names as they come.
+#[derive(Default)]
+pub struct ServiceTableBuilder {
+    services: Names<MethodMap>,
+    raw: FxHashMap<Box<[u8]>, Box<RawFn>>,
+    interceptors: Vec<Box<dyn Interceptor>>,
+}
+
+impl ServiceTableBuilder {
+    /// Registers a service under its name. Unlike Go, a second service of the same name is an
+    /// error rather than a silent replacement.
+    pub fn service(mut self, service: impl IntoService) -> Result<Self, RegistrationError> {
+        let service = service.into_service();
+        if service.name.is_empty() {
+            return Err(RegistrationError::EmptyServiceName);
+        }
+        if service.methods.is_empty() {
+            return Err(RegistrationError::NoMethods(service.name));
+        }
+        if self.services.get(service.name.as_bytes()).is_some() {
+            return Err(RegistrationError::DuplicateService(service.name));
+        }
+        let mut methods = Names::default();
+        for (method, f) in service.methods {
+            if method.is_empty() {
+                return Err(RegistrationError::EmptyMethodName {
+                    service: service.name,
+                });
+            }
+            if methods.get(method.as_bytes()).is_some() {
+                return Err(RegistrationError::DuplicateMethod {
+                    service: service.name,
+                    method,
+                });
+            }
+            methods.insert(method.as_bytes(), f);
+        }
+        self.services.insert(service.name.as_bytes(), methods);
+        Ok(self)
+    }
+
+    /// Registers a raw handler under `path.method` (Go's `AddHandler`): it gets the whole request
+    /// and writes its own reply through [`RawReply`]. Returning an error without having replied
+    /// sends that error; after a reply, the error is only logged.
+    pub fn raw_handler<F>(
+        mut self,
+        path: &str,
+        method: &str,
+        f: F,
+    ) -> Result<Self, RegistrationError>
+    where
+        F: Fn(&Context, RawReply<'_>) -> Result<(), ServiceError> + 'static,
+    {
+        let key = format!("{path}.{method}");
+        if self.raw.contains_key(key.as_bytes()) {
+            return Err(RegistrationError::DuplicateRawHandler(key));
+        }
+        self.raw.insert(key.into_bytes().into(), Box::new(f));
+        Ok(self)
+    }
+
+    /// Installs an interceptor; hooks run in installation order (see [`crate::interceptor`]).
+    pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.interceptors.push(Box::new(interceptor));
+        self
+    }
+
+    pub fn build(self) -> ServiceTable {
+        ServiceTable {
+            services: self.services,
+            raw: self.raw,
+            interceptors: Interceptors::new(self.interceptors),
+            raw_key: RefCell::new(Vec::new()),
+            scratch: RefCell::new(BytesMut::new()),
+        }
+    }
+}
+
+/// What became of a dispatched request.
+pub enum Dispatch {
+    /// Done: its reply, if it has one, is in the output buffer.
+    Done,
+    /// Still running: the future yields the encoded reply frame (`None` for oneway requests).
+    Pending(LocalFuture<Option<BytesMut>>),
+    /// Rejected by an interceptor that closes the connection: its error reply is in the output
+    /// buffer; read nothing more.
+    Close,
+}
+
+/// The routing table of one worker.
+pub struct ServiceTable {
+    services: Names<MethodMap>,
+    raw: FxHashMap<Box<[u8]>, Box<RawFn>>,
+    interceptors: Interceptors,
+    /// Scratch space for the `path.method` key of raw handlers, kept to avoid an allocation.
+    raw_key: RefCell<Vec<u8>>,
+    /// Scratch space for a reply payload while interceptors look at it.
+    scratch: RefCell<BytesMut>,
+}
+
+impl ServiceTable {
+    pub fn builder() -> ServiceTableBuilder {
+        ServiceTableBuilder::default()
+    }
+
+    /// The registered service names, in registration order (e.g. for a registry).
+    pub fn service_names(&self) -> impl Iterator<Item = &str> {
+        self.services
+            .names()
+            .map(|name| std::str::from_utf8(name).expect("registered from a String"))
+    }
+
+    /// Asks the interceptors whether to serve a new connection.
+    pub fn on_connect(&self, peer: SocketAddr) -> Result<(), Refusal> {
+        self.interceptors.on_connect(peer)
+    }
+
+    /// Tells the interceptors a connection is gone.
+    pub fn on_close(&self, peer: SocketAddr) {
+        self.interceptors.on_close(peer)
+    }
+
+    /// Routes one request and runs it (spec 4.2): heartbeats are echoed, then the interceptors'
+    /// `before_call`, raw handlers, then service, method and codec are looked up, each miss
+    /// answered with Go's text.
+    #[inline]
+    pub fn dispatch(&self, request: Message, peer: SocketAddr, out: &mut BytesMut) -> Dispatch {
+        if request.is_heartbeat() {
+            // Spec 4.4: answered even when flagged oneway, without auth or routing.
+            encode_heartbeat_reply(out, &request);
+            return Dispatch::Done;
+        }
+        if self.interceptors.is_empty() && self.raw.is_empty() {
+            return self.call_method(request, peer, out);
+        }
+        self.dispatch_intercepted(request, peer, out)
+    }
+
+    /// The path with interceptors or raw handlers: a context exists before routing.
+    fn dispatch_intercepted(
+        &self,
+        request: Message,
+        peer: SocketAddr,
+        out: &mut BytesMut,
+    ) -> Dispatch {
+        let ctx = Context::new(request, peer);
+        if let Err(rejection) = self.interceptors.before_call(&ctx) {
+            let text = rejection.error().text();
+            write_error(out, ctx.request(), text);
+            self.interceptors.after_reply(&ctx, Some(text));
+            return if rejection.closes_connection() {
+                Dispatch::Close
+            } else {
+                Dispatch::Done
+            };
+        }
+        if let Some(handler) = self.raw_handler(ctx.request()) {
+            let error = run_raw(handler, &ctx, out);
+            self.interceptors.after_reply(&ctx, error.as_deref());
+            return Dispatch::Done;
+        }
+        match self.route(ctx.request()) {
+            Err(text) => {
+                write_error(out, ctx.request(), &text);
+                self.interceptors.after_reply(&ctx, Some(&text));
+                Dispatch::Done
+            }
+            Ok(method) => self.run(method, ctx, out),
+        }
+    }
+
+    /// The path with neither interceptors nor raw handlers: a context only for a found method.
+    #[inline]
+    fn call_method(&self, request: Message, peer: SocketAddr, out: &mut BytesMut) -> Dispatch {
+        match self.route(&request) {
+            Err(text) => {
+                write_error(out, &request, &text);
+                Dispatch::Done
+            }
+            Ok(method) => self.run(method, Context::new(request, peer), out),
+        }
+    }
+
+    #[inline]
+    fn run(&self, method: &MethodFn, ctx: Context, out: &mut BytesMut) -> Dispatch {
+        match method {
+            MethodFn::Inline(f) => {
+                f(
+                    &ctx,
+                    ReplySink {
+                        out,
+                        hooks: &self.interceptors,
+                        scratch: &self.scratch,
+                    },
+                );
+                Dispatch::Done
+            }
+            MethodFn::Async(f) => Dispatch::Pending(f(ctx, self.interceptors.clone())),
+        }
+    }
+
+    fn raw_handler(&self, request: &Message) -> Option<&RawFn> {
+        if self.raw.is_empty() {
+            return None;
+        }
+        let mut key = self.raw_key.borrow_mut();
+        key.clear();
+        key.extend_from_slice(request.service_path());
+        key.push(b'.');
+        key.extend_from_slice(request.service_method());
+        self.raw.get(key.as_slice()).map(|handler| &**handler)
+    }
+
+    /// The method a request names, or Go's error text for the miss.
+    #[inline]
+    fn route(&self, request: &Message) -> Result<&MethodFn, String> {
+        let Some(methods) = self.services.get(request.service_path()) else {
+            return Err(format!(
+                "rpcx: can't find service {}",
+                String::from_utf8_lossy(request.service_path())
+            ));
+        };
+        let Some(method) = methods.get(request.service_method()) else {
+            return Err(format!(
+                "rpcx: can't find method {}",
+                String::from_utf8_lossy(request.service_method())
+            ));
+        };
+        let serialize = request.serialize_type();
+        if !has_codec(serialize) {
+            return Err(CodecError::NoCodec(serialize.bits()).to_string());
+        }
+        Ok(method)
+    }
+}
