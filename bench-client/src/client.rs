@@ -14,11 +14,11 @@
 use std::io;
 use std::net::SocketAddr;
 
-use bytes::{Buf, BytesMut};
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use bytes::BytesMut;
+use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
-use ringrpc_codec::{DecodeError, Decoder, Header, Limits, Message, HEADER_LEN};
+use ringrpc_codec::{DecodeError, Decoder, Limits, Message, HEADER_LEN};
+use ringrpc_io::FrameReader;
 
 /// Where the seq sits in the 16-byte prefix (rpcx-protocol.md 1.1: bytes 4..12, big-endian).
 const SEQ_AT: std::ops::Range<usize> = 4..12;
@@ -151,64 +151,17 @@ impl Outbox {
     }
 }
 
-/// The read side of a connection: a buffer replies are read into and split off in place.
-#[derive(Debug)]
-pub struct Inbox {
-    buf: BytesMut,
-    decoder: Decoder,
-    read_size: usize,
-}
+/// The read side of a connection: the project's one frame reader, replies split off in place.
+pub type Inbox = FrameReader;
 
-impl Inbox {
-    /// An inbox that asks the socket for up to `read_size` bytes per read.
-    pub fn new(read_size: usize) -> Self {
-        Inbox {
-            buf: BytesMut::with_capacity(read_size * 2),
-            // Replies are as large as the server makes them; the bench trusts its server.
-            decoder: Decoder::new(Limits::unlimited()),
-            read_size,
-        }
-    }
-
-    /// Reads once from the socket, appending to what is buffered; returns the bytes read (0 at EOF).
-    pub async fn fill<R: AsyncReadRent>(&mut self, reader: &mut R) -> io::Result<usize> {
-        // Once the replies before it are consumed, `reserve` moves a partial frame back to the front
-        // of the same allocation instead of growing it.
-        self.buf.reserve(self.read_size);
-        let filled = self.buf.len();
-        let buf = std::mem::take(&mut self.buf);
-        let (res, slice) = reader.read(buf.slice_mut(filled..)).await;
-        self.buf = slice.into_inner();
-        res
-    }
-
-    /// The header and length of the next whole frame, without consuming it; `None` until one is
-    /// fully buffered.
-    pub fn peek(&self) -> Result<Option<(Header, usize)>, DecodeError> {
-        match self.decoder.frame_len(&self.buf)? {
-            Some(len) if self.buf.len() >= len => {
-                let header = *Header::view(&self.buf).expect("a whole frame holds its prefix");
-                Ok(Some((header, len)))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// Drops the next frame (of length `len`, from [`Inbox::peek`]) unparsed.
-    pub fn skip(&mut self, len: usize) {
-        self.buf.advance(len);
-    }
-
-    /// Takes the next frame (of length `len`) and parses it; the message shares the buffer.
-    pub fn take(&mut self, len: usize) -> Result<Message, DecodeError> {
-        let frame = self.buf.split_to(len).freeze();
-        Message::parse(frame, self.decoder.limits())
-    }
-
-    /// Bytes buffered and not yet consumed.
-    pub fn buffered(&self) -> usize {
-        self.buf.len()
-    }
+/// An inbox that asks the socket for at least `read_size` bytes of room per read.
+pub fn inbox(read_size: usize) -> Inbox {
+    // Replies are as large as the server makes them; the bench trusts its server.
+    FrameReader::new(
+        BytesMut::with_capacity(read_size * 2),
+        Decoder::new(Limits::unlimited()),
+        read_size,
+    )
 }
 
 /// Opens a TCP connection with TCP_NODELAY, on the current monoio runtime.
@@ -243,7 +196,7 @@ impl Client {
         Ok(Client {
             stream: connect(addr).await?,
             outbox: Outbox::with_capacity(4096),
-            inbox: Inbox::new(64 * 1024),
+            inbox: inbox(64 * 1024),
             next_seq: 0,
         })
     }
@@ -272,7 +225,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ringrpc_codec::{encode_frame, encode_reply, MessageType};
+    use ringrpc_codec::{encode_frame, encode_reply, Header, MessageType};
 
     #[test]
     fn window_finds_requests_by_seq_and_refuses_strangers() {
@@ -352,9 +305,9 @@ mod tests {
             let msg = Decoder::default().decode(&mut req).unwrap().unwrap();
             encode_reply(&mut wire, &msg, [], b"hello");
         }
-        let mut inbox = Inbox::new(1024);
+        let mut inbox = inbox(1024);
         // All but the last 3 bytes have arrived.
-        inbox.buf.extend_from_slice(&wire[..wire.len() - 3]);
+        inbox.extend_from_slice(&wire[..wire.len() - 3]);
         let (header, len) = inbox.peek().unwrap().unwrap();
         assert_eq!(header.message_type(), MessageType::Response);
         assert_eq!(header.seq(), 0);
@@ -364,14 +317,14 @@ mod tests {
         assert_eq!(msg.seq(), 1);
         assert_eq!(msg.payload(), &b"hello"[..]);
         assert!(inbox.peek().unwrap().is_none(), "third reply is incomplete");
-        inbox.buf.extend_from_slice(&wire[wire.len() - 3..]);
+        inbox.extend_from_slice(&wire[wire.len() - 3..]);
         assert_eq!(inbox.peek().unwrap().unwrap().0.seq(), 2);
     }
 
     #[test]
     fn inbox_reports_garbage() {
-        let mut inbox = Inbox::new(1024);
-        inbox.buf.extend_from_slice(b"GET / HTTP/1.1\r\n");
+        let mut inbox = inbox(1024);
+        inbox.extend_from_slice(b"GET / HTTP/1.1\r\n");
         assert!(matches!(inbox.peek(), Err(DecodeError::BadMagic(b'G'))));
     }
 }

@@ -4,7 +4,7 @@
 //! rpcx server, Go's included. The binary is `ringrpc-bench`.
 //!
 //! - [`client`]: one connection's pieces: the in-flight [`client::Window`] (seq -> request), the
-//!   batching [`client::Outbox`], the in-place [`client::Inbox`], and a simple [`client::Client`].
+//!   batching [`client::Outbox`], the in-place [`client::Inbox`] (the project's frame reader), and a simple [`client::Client`].
 //! - [`workload`]: the requests (encoded once), the slow-request mix, and reply verification.
 //! - [`load`]: threads, connections, closed and open loops, warm-up, drain; [`load::LoadRun`].
 //! - [`pacer`]: the run clock and the per-thread pacer that sends open-loop requests on time.

@@ -31,7 +31,7 @@ use monoio::io::{OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use ringrpc_codec::{MessageStatus, ERROR_KEY};
 
-use crate::client::{self, Inbox, Outbox, Window};
+use crate::client::{self, Outbox, Window};
 use crate::event::Event;
 use crate::pacer::{Clock, Pacer};
 use crate::report::{ErrorKind, Recorder, Report, RunInfo};
@@ -304,7 +304,7 @@ impl LoadRun {
         info.conns = conns;
         info.inflight = config.inflight;
         info.rate = config.rate;
-        info.io = config.io.resolve().name().to_string();
+        info.io = runtime::resolve(config.io).name().to_string();
         info.warmup_s = config.warmup.as_secs_f64();
         info.addr = config.addr.to_string();
         Ok(Report {
@@ -712,7 +712,7 @@ async fn read_loop(
 ) {
     let workload = state.workload.clone();
     let verify = state.config.verify;
-    let mut inbox = Inbox::new(state.config.read_size);
+    let mut inbox = client::inbox(state.config.read_size);
     // What becomes of requests still in flight when the reader stops.
     let mut lost_as = ErrorKind::Timeout;
 

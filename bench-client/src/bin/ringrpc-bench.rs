@@ -189,7 +189,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
         drain: args.drain,
         verify: args.verify,
         io: match args.io {
-            IoArg::Uring => Io::Uring,
+            IoArg::Uring => Io::IoUring,
             IoArg::Epoll => Io::Epoll,
             IoArg::Auto => Io::Auto,
         },
