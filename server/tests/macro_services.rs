@@ -1,0 +1,172 @@
+//! `#[service]` end to end over a socket: every supported method shape (plain and async, with and
+//! without the context), renamed and skipped methods, and each codec (JSON, MsgPack, Protobuf,
+//! raw) through the same typed method.
+
+mod common;
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::TestServer;
+use prost::Message as _;
+use ringrpc_codec::{MessageStatus, SerializeType, ERROR_KEY};
+use ringrpc_server::demo::{ArithArgs, ArithReply};
+use ringrpc_server::{service, Context, ServerConfig, ServiceError, ServiceTable};
+
+/// A service with every shape the macro takes.
+struct Shapes {
+    prefix: &'static str,
+    calls: Cell<u64>,
+}
+
+/// An error type of the user's own, turned into the client's error text by `Into`.
+struct Refused(&'static str);
+
+impl From<Refused> for ServiceError {
+    fn from(refused: Refused) -> Self {
+        ServiceError::from(format!("refused: {}", refused.0))
+    }
+}
+
+#[service(name = "Shapes")]
+impl Shapes {
+    /// Not an rpc method: associated functions are left alone.
+    pub fn new() -> Self {
+        Shapes {
+            prefix: "hello ",
+            calls: Cell::new(0),
+        }
+    }
+
+    /// Plain, no context, typed over every codec.
+    pub fn mul(&self, args: ArithArgs) -> Result<ArithReply, ServiceError> {
+        Ok(ArithReply { c: args.a * args.b })
+    }
+
+    /// Plain, with context, raw; uses `&self` state.
+    pub fn greet(&self, ctx: &Context, name: Bytes) -> Result<Bytes, ServiceError> {
+        self.calls.set(self.calls.get() + 1);
+        ctx.set_response_metadata("calls", self.calls.get().to_string());
+        Ok(Bytes::from(format!(
+            "{}{}",
+            self.prefix,
+            String::from_utf8_lossy(&name)
+        )))
+    }
+
+    /// Async, no context.
+    pub async fn later(&self, payload: Bytes) -> Result<Bytes, ServiceError> {
+        monoio::time::sleep(Duration::from_millis(5)).await;
+        Ok(payload)
+    }
+
+    /// Async, with context (held across the await).
+    pub async fn later_seq(&self, ctx: &Context, _: Bytes) -> Result<Bytes, ServiceError> {
+        monoio::time::sleep(Duration::from_millis(5)).await;
+        Ok(Bytes::from(ctx.seq().to_string()))
+    }
+
+    /// Renamed, with the user's own error type.
+    #[rpc(name = "refuse_always")]
+    pub fn refuse(&self, _: Bytes) -> Result<Bytes, Refused> {
+        Err(Refused("always"))
+    }
+
+    /// Left out on purpose.
+    #[rpc(skip)]
+    pub fn internal(&self) -> u64 {
+        self.calls.get()
+    }
+
+    /// Private: never an rpc method.
+    #[allow(dead_code)]
+    fn helper(&self) {}
+}
+
+fn server() -> TestServer {
+    TestServer::with(ServerConfig::default().threads(1), |_| {
+        Ok(ServiceTable::builder().service(Shapes::new())?.build())
+    })
+}
+
+fn error_text(msg: &ringrpc_codec::Message) -> String {
+    assert_eq!(msg.header().status(), MessageStatus::Error);
+    msg.metadata().get_str(ERROR_KEY).unwrap().to_string()
+}
+
+#[test]
+fn a_typed_method_answers_over_json_msgpack_and_protobuf() {
+    let server = server();
+    let mut client = server.connect();
+    let reply = client.call(1, "Shapes", "Mul", SerializeType::Json, br#"{"A":6,"B":7}"#);
+    assert_eq!(reply.payload(), br#"{"C":42}"#);
+
+    let args = rmp_serde::to_vec_named(&serde_json::json!({"A": 3, "B": 5})).unwrap();
+    let reply = client.call(2, "Shapes", "Mul", SerializeType::MsgPack, &args);
+    let value: serde_json::Value = rmp_serde::from_slice(reply.payload()).unwrap();
+    assert_eq!(value, serde_json::json!({"C": 15}));
+
+    let args = ArithArgs { a: 4, b: 5 }.encode_to_vec();
+    let reply = client.call(3, "Shapes", "Mul", SerializeType::Protobuf, &args);
+    assert_eq!(ArithReply::decode(reply.payload()).unwrap().c, 20);
+}
+
+#[test]
+fn a_raw_method_with_context_keeps_per_core_state() {
+    let server = server();
+    let mut client = server.connect();
+    for n in 1..=3 {
+        let reply = client.call(n, "Shapes", "Greet", SerializeType::Raw, b"go");
+        assert_eq!(reply.payload(), b"hello go");
+        assert_eq!(
+            reply.metadata().get_str("calls"),
+            Some(n.to_string().as_str())
+        );
+    }
+}
+
+#[test]
+fn skipped_methods_stay_plain_methods() {
+    let shapes = Shapes::new();
+    assert_eq!(shapes.internal(), 0);
+}
+
+#[test]
+fn async_methods_with_and_without_context() {
+    let server = server();
+    let mut client = server.connect();
+    let reply = client.call(7, "Shapes", "Later", SerializeType::Raw, b"x");
+    assert_eq!(reply.payload(), b"x");
+    let reply = client.call(41, "Shapes", "LaterSeq", SerializeType::Raw, b"");
+    assert_eq!(reply.payload(), b"41");
+}
+
+#[test]
+fn renamed_skipped_and_private_methods() {
+    let server = server();
+    let mut client = server.connect();
+    let reply = client.call(1, "Shapes", "refuse_always", SerializeType::Raw, b"");
+    assert_eq!(error_text(&reply), "refused: always");
+    for missing in ["Refuse", "Internal", "Helper", "New"] {
+        let reply = client.call(2, "Shapes", missing, SerializeType::Raw, b"");
+        assert_eq!(
+            error_text(&reply),
+            format!("rpcx: can't find method {missing}")
+        );
+    }
+}
+
+#[test]
+fn a_failed_typed_call_sends_the_zero_reply() {
+    // Go sends the zero value of the reply type with an error (spec 4.7): derived, not written.
+    let server = TestServer::with(ServerConfig::default().threads(1), |_| {
+        Ok(ServiceTable::builder()
+            .service(ringrpc_server::demo::Arith)?
+            .build())
+    });
+    let mut client = server.connect();
+    let reply = client.call(1, "Arith", "Div", SerializeType::Json, br#"{"A":1,"B":0}"#);
+    assert_eq!(error_text(&reply), "divide by zero");
+    assert_eq!(reply.payload(), br#"{"C":0}"#);
+}
