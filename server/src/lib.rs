@@ -92,6 +92,11 @@ pub use shutdown::Shutdown;
 /// ```
 pub use ringrpc_macros::service;
 
+/// The README's library example, compiled by `cargo test` (a doctest) so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
+
 /// Builds the service table of one worker; called once on each worker thread.
 pub type TableFactory = dyn Fn(WorkerId) -> Result<ServiceTable, RegistrationError> + Send + Sync;
 
