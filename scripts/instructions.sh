@@ -30,6 +30,8 @@ move between runs, unlike the instruction counts.
 Servers (built with the `profiling` cargo profile: release with debug symbols):
   ringrpc      ringrpc-server
   echo-limit   ringrpc-echo-limit, the bare framed echo
+  ringrpc-noop ringrpc-server's demo services with one interceptor that does nothing
+               (server/examples/noop_interceptor.rs): what the interceptor hooks cost
 
 Loads (the same request bytes as scripts/compare.sh):
   echo         10 conns x 32 in flight, 581-byte Echo.Echo (raw)
@@ -127,6 +129,7 @@ server_bin() {
 	case "$1" in
 	ringrpc) echo "$bin_dir/ringrpc-server" ;;
 	echo-limit) echo "$bin_dir/ringrpc-echo-limit" ;;
+	ringrpc-noop) echo "$bin_dir/examples/noop_interceptor" ;;
 	*) die "unknown server: $1 (see --help)" ;;
 	esac
 }
@@ -135,7 +138,8 @@ for name in "${server_list[@]}"; do server_bin "$name" >/dev/null; done
 if ((build)); then
 	say "building ringrpc-server, ringrpc-echo-limit and ringrpc-bench (profile profiling)"
 	(cd "$root" && cargo build --profile profiling -p ringrpc-server -p ringrpc-benches \
-		-p ringrpc-bench-client --bin ringrpc-server --bin ringrpc-echo-limit --bin ringrpc-bench)
+		-p ringrpc-bench-client --bin ringrpc-server --bin ringrpc-echo-limit --bin ringrpc-bench \
+		--example noop_interceptor)
 fi
 bench_bin=$bin_dir/ringrpc-bench
 [[ -x "$bench_bin" ]] || die "no ringrpc-bench at $bench_bin (build it, or drop --no-build)"
