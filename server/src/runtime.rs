@@ -33,6 +33,7 @@ use ringrpc_io::cpus::machine_cpus;
 use ringrpc_io::{pin_current_thread, IoDriver, IoUnavailable};
 use slab::Slab;
 
+use crate::buffers::Pool;
 use crate::config::ServerConfig;
 use crate::shutdown::{Shutdown, ShutdownListener};
 
@@ -116,51 +117,115 @@ impl Running {
     }
 }
 
-/// Per-worker state that connections see: the connection registry (for shutdown) and a pool of
-/// buffers.
-pub struct WorkerState {
-    /// Raw fds of live connections, so shutdown can stop their reads.
-    connections: RefCell<Slab<i32>>,
-    /// Woken when the last connection goes.
-    idle_waker: Cell<Option<Waker>>,
-    pool: RefCell<Vec<bytes::BytesMut>>,
+/// What the worker knows of one live connection: enough to stop its reads at shutdown and to
+/// take back its read buffer when it goes quiet.
+pub struct ConnectionEntry {
+    /// The socket, so shutdown can stop its reads.
+    fd: i32,
+    /// The worker tick of its last completed read.
+    last_read: Cell<u32>,
+    /// Set while it waits in a read with a large buffer: the sweeper cancels such a read once the
+    /// connection has been quiet for [`RELEASE_AFTER_TICKS`], so the buffer goes back.
+    canceller: RefCell<Option<monoio::io::Canceller>>,
 }
 
-/// Buffers kept per worker; larger ones are freed rather than hoarded.
-const POOL_MAX_BUFFERS: usize = 1024;
-const POOL_MAX_CAPACITY: usize = 1 << 20;
+impl ConnectionEntry {
+    /// Records a completed read.
+    #[inline]
+    pub fn read_done(&self, worker: &WorkerState) {
+        self.last_read.set(worker.tick.get());
+    }
+
+    /// A handle for a read the sweeper may cancel when the connection goes quiet.
+    #[inline]
+    pub fn cancel_handle(&self) -> monoio::io::CancelHandle {
+        self.canceller
+            .borrow_mut()
+            .get_or_insert_with(monoio::io::Canceller::new)
+            .handle()
+    }
+
+    /// The read is over: nothing to cancel.
+    #[inline]
+    pub fn clear_cancel(&self) {
+        // Keeping the canceller for the next read costs nothing; only mark it unused.
+        // (A cancelled canceller is replaced by the sweeper with a fresh one.)
+    }
+
+    fn cancel_read(&self) {
+        let mut slot = self.canceller.borrow_mut();
+        if let Some(canceller) = slot.take() {
+            *slot = Some(canceller.cancel());
+        }
+    }
+}
+
+/// Per-worker state that connections see: the connection registry (shutdown, idle buffers), the
+/// buffer pool, and a coarse clock.
+pub struct WorkerState {
+    /// Live connections.
+    connections: RefCell<Slab<Rc<ConnectionEntry>>>,
+    /// Woken when the last connection goes.
+    idle_waker: Cell<Option<Waker>>,
+    /// Buffers of this core's connections.
+    pub pool: Pool,
+    /// Advanced by the sweeper every [`TICK`]: connections copy it, no clock read per request.
+    tick: Cell<u32>,
+}
+
+/// The sweeper's period.
+const TICK: Duration = Duration::from_millis(250);
+/// A streaming connection quiet for this many ticks (1 s) gives its large read buffer back.
+const RELEASE_AFTER_TICKS: u32 = 4;
+/// Pool trim period, in ticks (4 s).
+const TRIM_EVERY_TICKS: u32 = 16;
 
 impl WorkerState {
-    fn new() -> Self {
+    fn new(config: &ServerConfig) -> Self {
         WorkerState {
             connections: RefCell::new(Slab::new()),
             idle_waker: Cell::new(None),
-            pool: RefCell::new(Vec::new()),
+            pool: Pool::new(config.read_buffer, config.max_pooled_bytes),
+            tick: Cell::new(0),
         }
     }
 
-    /// A cleared buffer of at least `capacity` bytes, from the pool when one is there.
-    pub fn take_buffer(&self, capacity: usize) -> bytes::BytesMut {
-        let mut buf = self.pool.borrow_mut().pop().unwrap_or_default();
-        buf.clear();
-        buf.reserve(capacity);
-        buf
+    /// A cleared large buffer, from the pool when one is there.
+    pub fn take_buffer(&self) -> bytes::BytesMut {
+        self.pool.take_large()
     }
 
     /// Gives a buffer back to the pool.
-    pub fn return_buffer(&self, mut buf: bytes::BytesMut) {
-        let mut pool = self.pool.borrow_mut();
-        if pool.len() < POOL_MAX_BUFFERS && buf.capacity() <= POOL_MAX_CAPACITY {
-            buf.clear();
-            pool.push(buf);
+    pub fn return_buffer(&self, buf: bytes::BytesMut) {
+        self.pool.give(buf)
+    }
+
+    /// Registers a connection; `None` for a socket without an fd (tests' in-memory streams).
+    pub fn register(&self, fd: i32) -> (usize, Rc<ConnectionEntry>) {
+        let entry = Rc::new(ConnectionEntry {
+            fd,
+            last_read: Cell::new(self.tick.get()),
+            canceller: RefCell::new(None),
+        });
+        (self.connections.borrow_mut().insert(entry.clone()), entry)
+    }
+
+    /// One sweep: advance the clock, take back the large read buffers of quiet connections, and
+    /// trim the pool now and then.
+    fn sweep(&self) {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        for (_, entry) in self.connections.borrow().iter() {
+            if tick.wrapping_sub(entry.last_read.get()) >= RELEASE_AFTER_TICKS {
+                entry.cancel_read();
+            }
+        }
+        if tick % TRIM_EVERY_TICKS == 0 {
+            self.pool.trim();
         }
     }
 
-    fn register(&self, fd: i32) -> usize {
-        self.connections.borrow_mut().insert(fd)
-    }
-
-    fn unregister(&self, key: usize) {
+    pub fn unregister(&self, key: usize) {
         let mut connections = self.connections.borrow_mut();
         connections.try_remove(key);
         if connections.is_empty() {
@@ -173,7 +238,8 @@ impl WorkerState {
     /// Stops reading on every connection: their reads end as at EOF, and each then finishes what
     /// it has read, writes the replies and closes (spec 4.13; Go's `CloseRead`).
     fn stop_reading(&self) {
-        for (_, &fd) in self.connections.borrow().iter() {
+        for (_, entry) in self.connections.borrow().iter() {
+            let fd = entry.fd;
             // SAFETY: shutdown(2) takes a plain fd number and touches no memory of ours. The fd is
             // still this connection's: its task unregisters it in the same poll in which the
             // stream is dropped (no await in between), and this runs on the same thread.
@@ -206,7 +272,7 @@ pub fn run_workers<M, S, Fut, E>(
 where
     M: Fn(WorkerId) -> Result<S, E> + Send + Sync + 'static,
     E: Into<BoxError>,
-    S: Fn(TcpStream, SocketAddr, Rc<WorkerState>) -> Fut + 'static,
+    S: Fn(Accepted) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     let driver = config.io.resolve()?;
@@ -230,7 +296,7 @@ where
         };
         let make_serve = make_serve.clone();
         let listener_shutdown = shutdown.listener();
-        let grace = config.grace_period;
+        let config = config.clone();
         let ready = ready_tx.clone();
         let (go_tx, go_rx) = mpsc::channel::<bool>();
         go_senders.push(go_tx);
@@ -269,7 +335,7 @@ where
                     if go_rx.recv() != Ok(true) {
                         return;
                     }
-                    worker(index, listener, serve, listener_shutdown, grace).await;
+                    worker(index, listener, serve, listener_shutdown, &config).await;
                 });
                 if let Err(source) = ran {
                     let _ = ready.send(Err(StartError::Runtime { worker: id, source }));
@@ -364,6 +430,16 @@ fn bind_listeners(
     Ok(listeners)
 }
 
+/// A connection as the worker hands it to the per-connection function.
+pub struct Accepted {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    /// The worker's state: buffer pool, clock.
+    pub worker: Rc<WorkerState>,
+    /// The worker's record of this connection.
+    pub entry: Rc<ConnectionEntry>,
+}
+
 /// A worker: accept until shutdown, then stop reading everywhere and wait (bounded) for every
 /// connection to drain.
 async fn worker<S, Fut>(
@@ -371,9 +447,9 @@ async fn worker<S, Fut>(
     listener: std::net::TcpListener,
     serve: S,
     shutdown: ShutdownListener,
-    grace: Duration,
+    config: &ServerConfig,
 ) where
-    S: Fn(TcpStream, SocketAddr, Rc<WorkerState>) -> Fut + 'static,
+    S: Fn(Accepted) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     let listener = match TcpListener::from_std(listener) {
@@ -383,17 +459,25 @@ async fn worker<S, Fut>(
             return;
         }
     };
-    let state = Rc::new(WorkerState::new());
+    let state = Rc::new(WorkerState::new(config));
+    let sweeper = {
+        let state = state.clone();
+        monoio::spawn(async move {
+            loop {
+                monoio::time::sleep(TICK).await;
+                state.sweep();
+            }
+        })
+    };
     monoio::select! {
         _ = accept_loop(&listener, &serve, &state) => {}
         _ = shutdown.wait() => {}
     }
     drop(listener);
     state.stop_reading();
-    if monoio::time::timeout(grace, state.all_closed())
-        .await
-        .is_err()
-    {
+    let drained = monoio::time::timeout(config.grace_period, state.all_closed()).await;
+    drop(sweeper);
+    if drained.is_err() {
         tracing::warn!(
             worker = index,
             open = state.connections.borrow().len(),
@@ -404,14 +488,19 @@ async fn worker<S, Fut>(
 
 async fn accept_loop<S, Fut>(listener: &TcpListener, serve: &S, state: &Rc<WorkerState>)
 where
-    S: Fn(TcpStream, SocketAddr, Rc<WorkerState>) -> Fut + 'static,
+    S: Fn(Accepted) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let key = state.register(stream.as_raw_fd());
-                let conn = serve(stream, peer, state.clone());
+                let (key, entry) = state.register(stream.as_raw_fd());
+                let conn = serve(Accepted {
+                    stream,
+                    peer,
+                    worker: state.clone(),
+                    entry,
+                });
                 let state = state.clone();
                 monoio::spawn(async move {
                     conn.await;
