@@ -129,7 +129,7 @@ impl Pool {
     pub fn give(&self, mut buf: BytesMut) {
         buf.clear();
         // Judge the class by the whole allocation, not the view left after frames were split.
-        buf.try_reclaim(self.large.size);
+        let _whole = buf.try_reclaim(self.large.size);
         if buf.capacity() >= self.large.size {
             self.large.give(buf)
         } else if buf.capacity() != 0 {

@@ -24,13 +24,12 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::mpsc;
-use std::task::{Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use monoio::net::{TcpListener, TcpStream};
 use ringrpc_io::cpus::machine_cpus;
-use ringrpc_io::{pin_current_thread, IoDriver, IoUnavailable};
+use ringrpc_io::{pin_current_thread, IoDriver, IoUnavailable, WakerSlot};
 use slab::Slab;
 
 use crate::buffers::Pool;
@@ -145,13 +144,6 @@ impl ConnectionEntry {
             .handle()
     }
 
-    /// The read is over: nothing to cancel.
-    #[inline]
-    pub fn clear_cancel(&self) {
-        // Keeping the canceller for the next read costs nothing; only mark it unused.
-        // (A cancelled canceller is replaced by the sweeper with a fresh one.)
-    }
-
     fn cancel_read(&self) {
         let mut slot = self.canceller.borrow_mut();
         if let Some(canceller) = slot.take() {
@@ -166,7 +158,7 @@ pub struct WorkerState {
     /// Live connections.
     connections: RefCell<Slab<Rc<ConnectionEntry>>>,
     /// Woken when the last connection goes.
-    idle_waker: Cell<Option<Waker>>,
+    idle_waker: WakerSlot,
     /// Buffers of this core's connections.
     pub pool: Pool,
     /// Advanced by the sweeper every [`TICK`]: connections copy it, no clock read per request.
@@ -184,23 +176,13 @@ impl WorkerState {
     fn new(config: &ServerConfig) -> Self {
         WorkerState {
             connections: RefCell::new(Slab::new()),
-            idle_waker: Cell::new(None),
+            idle_waker: WakerSlot::default(),
             pool: Pool::new(config.read_buffer, config.max_pooled_bytes),
             tick: Cell::new(0),
         }
     }
 
-    /// A cleared large buffer, from the pool when one is there.
-    pub fn take_buffer(&self) -> bytes::BytesMut {
-        self.pool.take_large()
-    }
-
-    /// Gives a buffer back to the pool.
-    pub fn return_buffer(&self, buf: bytes::BytesMut) {
-        self.pool.give(buf)
-    }
-
-    /// Registers a connection; `None` for a socket without an fd (tests' in-memory streams).
+    /// Registers a connection by its socket's fd.
     pub fn register(&self, fd: i32) -> (usize, Rc<ConnectionEntry>) {
         let entry = Rc::new(ConnectionEntry {
             fd,
@@ -229,9 +211,7 @@ impl WorkerState {
         let mut connections = self.connections.borrow_mut();
         connections.try_remove(key);
         if connections.is_empty() {
-            if let Some(waker) = self.idle_waker.take() {
-                waker.wake();
-            }
+            self.idle_waker.wake();
         }
     }
 
@@ -248,15 +228,9 @@ impl WorkerState {
     }
 
     async fn all_closed(&self) {
-        std::future::poll_fn(|cx| {
-            if self.connections.borrow().is_empty() {
-                Poll::Ready(())
-            } else {
-                self.idle_waker.set(Some(cx.waker().clone()));
-                Poll::Pending
-            }
-        })
-        .await
+        self.idle_waker
+            .wait_until(|| self.connections.borrow().is_empty())
+            .await
     }
 }
 
