@@ -140,7 +140,7 @@ pub async fn serve_halves<R, W>(
     };
     'read: loop {
         // Dispatch every whole frame buffered, as the caps allow.
-        loop {
+        'frames: loop {
             if over() {
                 shared.writer.wake();
                 shared.reader.wait_until(|| !over()).await;
@@ -148,19 +148,30 @@ pub async fn serve_halves<R, W>(
             if shared.aborted.get() {
                 break 'read;
             }
-            match frames.next_frame() {
-                Ok(Some(request)) => match table.dispatch(request, peer, &mut shared.out()) {
-                    Dispatch::Done => {}
-                    Dispatch::Pending(reply) => spawn_pending(&shared, reply),
-                    // Its error reply and every earlier one still go out (Rejection::and_close).
-                    Dispatch::Close => break 'read,
-                },
-                Ok(None) => break,
-                Err(e) => {
-                    log_protocol_error(peer, &e);
-                    // Replies already made for earlier frames still go out; then the connection
-                    // closes without answering the bad frame (spec 1.8).
-                    break 'read;
+            // One borrow of the output buffer for a run of frames (nothing else runs meanwhile).
+            let mut out = shared.out();
+            loop {
+                match frames.next_frame() {
+                    Ok(Some(request)) => match table.dispatch(request, peer, &mut out) {
+                        Dispatch::Done => {}
+                        Dispatch::Pending(reply) => spawn_pending(&shared, reply),
+                        // Its error reply and every earlier one still go out
+                        // (Rejection::and_close).
+                        Dispatch::Close => break 'read,
+                    },
+                    Ok(None) => break 'frames,
+                    Err(e) => {
+                        log_protocol_error(peer, &e);
+                        // Replies already made for earlier frames still go out; then the
+                        // connection closes without answering the bad frame (spec 1.8).
+                        break 'read;
+                    }
+                }
+                if out.len() >= config.max_pending_write
+                    || shared.in_flight.get() >= config.max_in_flight
+                {
+                    // Past a cap: back to the top, where the reader waits.
+                    continue 'frames;
                 }
             }
         }
