@@ -8,6 +8,8 @@
 #   start_server  start a server pinned with taskset on a free 127.0.0.1 port, wait until it
 #                 accepts connections; stop_servers (call it from an EXIT trap) stops them all
 #   cpu_list_len  the number of CPUs in a list like 0-3,6
+#   request_args  ringrpc-bench's arguments for the request of a standard load (echo, arith-json,
+#                 hello), so that every script sends the same bytes
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$root/target}
@@ -132,6 +134,20 @@ stop_servers() {
 		stop_server "$pid"
 	done
 	server_pids=()
+}
+
+# request_args LOAD: ringrpc-bench's arguments for the request of LOAD: what is sent, not how many
+# or how fast (the caller adds those). Returns 1 for an unknown LOAD.
+#   echo        581-byte Echo.Echo, raw
+#   arith-json  Arith.Mul with JSON {"A":10,"B":20}
+#   hello       Hello.Say with rpcx-benchmark's 581-byte protobuf BenchmarkMessage
+request_args() {
+	case "$1" in
+	echo) echo "--target Echo.Echo --payload-size 581" ;;
+	arith-json) echo "--target Arith.Mul --serialize json" ;;
+	hello) echo "--target Hello.Say --serialize protobuf" ;;
+	*) return 1 ;;
+	esac
 }
 
 # json_field JSON PATH: print a field of a ringrpc-bench --json report ("requests",

@@ -1,0 +1,296 @@
+#!/usr/bin/env bash
+# Userspace instructions per request of the server alone (callgrind), and syscalls per request
+# (strace), for ringrpc-server and the echo limit on the standard loads.
+set -euo pipefail
+
+usage() {
+	cat <<'EOF'
+Usage: scripts/instructions.sh [options]
+
+For each server and load: starts the server (one worker) under `valgrind --tool=callgrind`,
+pinned to the server CPU; ringrpc-bench, pinned to the client CPU, sends a warm-up of
+--warmup-requests requests; `callgrind_control -d` dumps; ringrpc-bench sends --requests more;
+dump again. Callgrind zeroes its counters at every dump, so the second dump holds the measured
+requests alone:
+
+  instructions/request = Ir of dump 2 / --requests
+
+Only the server process is counted, and only userspace: the kernel's share of the IO is not in it.
+These counts are stable between runs (unlike timings on a shared machine), so they show what a
+change costs on the hot path.
+
+With --strace N (default 200000; 0 skips it), the server also runs without valgrind, and after a
+warm-up `strace -c -f` is attached to all its threads for N requests:
+
+  syscalls/request = syscalls made during those N requests / N
+
+Syscall counts depend on timing (how many completions one io_uring_enter reaps): expect them to
+move between runs, unlike the instruction counts.
+
+Servers (built with the `profiling` cargo profile: release with debug symbols):
+  ringrpc      ringrpc-server
+  echo-limit   ringrpc-echo-limit, the bare framed echo
+
+Loads (the same request bytes as scripts/compare.sh):
+  echo         10 conns x 32 in flight, 581-byte Echo.Echo (raw)
+  echo-1       10 conns x 1 in flight, 581-byte Echo.Echo
+  arith-json   10 conns x 32 in flight, Arith.Mul with JSON {"A":10,"B":20}
+  hello        10 conns x 32 in flight, Hello.Say with the 581-byte protobuf BenchmarkMessage of
+               rpcx-benchmark
+
+Options:
+  --servers LIST          servers, comma-separated (default: ringrpc,echo-limit)
+  --loads LIST            loads, comma-separated (default: echo,echo-1,arith-json,hello)
+  --warmup-requests N     requests before the first dump (default 20000)
+  --requests N            requests measured (default 100000)
+  --strace N              requests traced for syscalls/request; 0: no strace (default 200000)
+  --server-cpu N          CPU of the server (default 0)
+  --client-cpu N          CPU of ringrpc-bench (default 1, or 0 on a one-CPU machine)
+  --json                  one JSON object on stdout instead of the table
+  --no-build              use the binaries as they are
+  -h, --help              this help
+
+Needs valgrind (callgrind_control comes with it), taskset and, for --strace, strace.
+EOF
+}
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+servers="ringrpc,echo-limit"
+loads="echo,echo-1,arith-json,hello"
+warmup_requests=20000
+requests=100000
+strace_requests=200000
+server_cpu=0
+client_cpu=1
+(($(nproc) > 1)) || client_cpu=0
+json=0
+build=1
+while [[ $# -gt 0 ]]; do
+	case "$1" in
+	--servers | --loads | --warmup-requests | --requests | --strace | --server-cpu | --client-cpu)
+		[[ $# -ge 2 ]] || die "$1 needs a value (see --help)"
+		case "$1" in
+		--servers) servers=$2 ;;
+		--loads) loads=$2 ;;
+		--warmup-requests) warmup_requests=$2 ;;
+		--requests) requests=$2 ;;
+		--strace) strace_requests=$2 ;;
+		--server-cpu) server_cpu=$2 ;;
+		--client-cpu) client_cpu=$2 ;;
+		esac
+		shift 2
+		;;
+	--json)
+		json=1
+		shift
+		;;
+	--no-build)
+		build=0
+		shift
+		;;
+	-h | --help)
+		usage
+		exit 0
+		;;
+	*) die "unknown argument: $1 (see --help)" ;;
+	esac
+done
+
+for n in "$warmup_requests" "$requests" "$strace_requests" "$server_cpu" "$client_cpu"; do
+	[[ "$n" =~ ^[0-9]+$ ]] || die "not a whole number: $n"
+done
+((requests > 0)) || die "--requests must be above 0"
+need taskset "it pins the server and the client (util-linux)"
+need valgrind "the instruction counts come from callgrind (apt-get install valgrind)"
+need callgrind_control "it comes with valgrind"
+((strace_requests == 0)) || need strace "for syscalls/request (apt-get install strace), or pass --strace 0"
+
+IFS=, read -ra server_list <<<"$servers"
+IFS=, read -ra load_list <<<"$loads"
+
+# load_args LOAD: ringrpc-bench's arguments for LOAD (concurrency and request).
+load_args() {
+	case "$1" in
+	echo) echo "--conns 10 --inflight 32 $(request_args echo)" ;;
+	echo-1) echo "--conns 10 --inflight 1 $(request_args echo)" ;;
+	arith-json) echo "--conns 10 --inflight 32 $(request_args arith-json)" ;;
+	hello) echo "--conns 10 --inflight 32 $(request_args hello)" ;;
+	*) die "unknown load: $1 (see --help)" ;;
+	esac
+}
+for load in "${load_list[@]}"; do load_args "$load" >/dev/null; done
+
+bin_dir=$target_dir/profiling
+# server_bin NAME: the binary of a server.
+server_bin() {
+	case "$1" in
+	ringrpc) echo "$bin_dir/ringrpc-server" ;;
+	echo-limit) echo "$bin_dir/ringrpc-echo-limit" ;;
+	*) die "unknown server: $1 (see --help)" ;;
+	esac
+}
+for name in "${server_list[@]}"; do server_bin "$name" >/dev/null; done
+
+if ((build)); then
+	say "building ringrpc-server, ringrpc-echo-limit and ringrpc-bench (profile profiling)"
+	(cd "$root" && cargo build --profile profiling -p ringrpc-server -p ringrpc-benches \
+		-p ringrpc-bench-client --bin ringrpc-server --bin ringrpc-echo-limit --bin ringrpc-bench)
+fi
+bench_bin=$bin_dir/ringrpc-bench
+[[ -x "$bench_bin" ]] || die "no ringrpc-bench at $bench_bin (build it, or drop --no-build)"
+for name in "${server_list[@]}"; do
+	[[ -x "$(server_bin "$name")" ]] || die "no $(server_bin "$name") (build it, or drop --no-build)"
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/instructions.XXXXXX")
+strace_pid=""
+cleanup() {
+	[[ -z "$strace_pid" ]] || kill "$strace_pid" 2>/dev/null || true
+	stop_servers
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# send N LOAD: N requests of LOAD from the client CPU, no time-based warm-up, so exactly N are
+# sent; fails unless all N are answered without error. Bounded: 10 minutes at most.
+send() {
+	local n=$1 load=$2 out answered errors
+	read -ra args <<<"$(load_args "$load")"
+	out=$(timeout 600 taskset -c "$client_cpu" "$bench_bin" --addr "$server_addr" \
+		--threads 1 --cpus "$client_cpu" --warmup 0s --drain 10s --requests "$n" \
+		--json --quiet "${args[@]}" 2>"$work/bench.err") || true
+	if [[ "$out" != "{"* ]]; then
+		say "ringrpc-bench failed: $(tail -n 1 "$work/bench.err")"
+		return 1
+	fi
+	answered=$(json_field "$out" requests)
+	errors=$(json_field "$out" errors)
+	if [[ "$answered" != "$n" || "$errors" != 0 ]]; then
+		say "ringrpc-bench: $answered of $n requests answered, $errors errors"
+		return 1
+	fi
+}
+
+# dump_total PID FILE N: ask callgrind for dump number N and print its Ir total.
+dump_total() {
+	local pid=$1 file=$2 n=$3 i
+	timeout 60 callgrind_control -d "$pid" >/dev/null 2>&1 || return 1
+	# callgrind_control returns once the dump is asked for; wait for the file to be complete.
+	for ((i = 0; i < 600; i++)); do
+		if [[ -f "$file.$n" ]] && grep -q '^totals:' "$file.$n"; then
+			sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$file.$n"
+			return 0
+		fi
+		sleep 0.1
+	done
+	say "callgrind dump $n of $pid never appeared"
+	return 1
+}
+
+# instructions SERVER LOAD: set ir to the userspace instructions per measured request (empty on
+# failure). It sets a variable rather than printing so that it runs in this shell, where the EXIT
+# trap can stop the server.
+instructions() {
+	local name=$1 load=$2 bin pid cg total
+	ir=""
+	bin=$(server_bin "$name")
+	cg=$work/callgrind.$name.$load
+	start_server "$name" "$server_cpu" "$work/$name.$load.valgrind.log" \
+		valgrind --tool=callgrind --callgrind-out-file="$cg" \
+		"$bin" --addr "{addr}" --threads 1 --cpus "$server_cpu" || return 1
+	pid=$server_pid
+	# Under valgrind a server does not stop on SIGTERM (its signals are queued until the guest
+	# runs): kill it outright, whatever happens below.
+	if send "$warmup_requests" "$load" && dump_total "$pid" "$cg" 1 >/dev/null &&
+		send "$requests" "$load" && total=$(dump_total "$pid" "$cg" 2); then
+		ir=$(awk -v t="$total" -v n="$requests" 'BEGIN { printf "%.1f", t / n }')
+	fi
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	if grep -qi "epoll" "$work/$name.$load.valgrind.log"; then
+		say "$name fell back to epoll under valgrind: the count is not io_uring's"
+	fi
+}
+
+# traced PID: whether every thread of PID has a tracer.
+traced() {
+	local status
+	for status in /proc/"$1"/task/*/status; do
+		grep -q '^TracerPid:[[:space:]]*[1-9]' "$status" 2>/dev/null || return 1
+	done
+}
+
+# syscalls SERVER LOAD: set sc to the syscalls per measured request (empty on failure).
+syscalls() {
+	local name=$1 load=$2 bin pid out i calls
+	sc=""
+	bin=$(server_bin "$name")
+	out=$work/strace.$name.$load
+	start_server "$name" "$server_cpu" "$work/$name.$load.log" \
+		"$bin" --addr "{addr}" --threads 1 --cpus "$server_cpu" || return 1
+	pid=$server_pid
+	if send "$warmup_requests" "$load"; then
+		# -f with -p attaches every thread of the process.
+		strace -c -f -p "$pid" -o "$out" 2>"$work/strace.err" &
+		strace_pid=$!
+		for ((i = 0; i < 100; i++)); do
+			traced "$pid" && break
+			sleep 0.05
+		done
+		if traced "$pid" && send "$strace_requests" "$load"; then
+			kill -INT "$strace_pid"
+			wait "$strace_pid" 2>/dev/null || true
+			# The last line: "100.00 SECONDS USECS/CALL CALLS [ERRORS] total".
+			calls=$(awk '$NF == "total" { print $4 }' "$out")
+			[[ -z "$calls" ]] ||
+				sc=$(awk -v c="$calls" -v n="$strace_requests" 'BEGIN { printf "%.4f", c / n }')
+		else
+			say "strace did not attach to $name (or the load failed): $(tail -n 1 "$work/strace.err")"
+		fi
+		kill "$strace_pid" 2>/dev/null || true
+		wait "$strace_pid" 2>/dev/null || true
+		strace_pid=""
+	fi
+	stop_server "$pid"
+}
+
+# rows[i] = "server<TAB>load<TAB>instructions<TAB>syscalls"
+rows=()
+for name in "${server_list[@]}"; do
+	for load in "${load_list[@]}"; do
+		say "$name, $load: callgrind, $warmup_requests + $requests requests"
+		instructions "$name" "$load" || true
+		sc=""
+		if ((strace_requests > 0)); then
+			say "$name, $load: strace, $warmup_requests + $strace_requests requests"
+			syscalls "$name" "$load" || true
+		fi
+		rows+=("$name"$'\t'"$load"$'\t'"$ir"$'\t'"$sc")
+	done
+done
+
+if ((json)); then
+	printf '{"date":"%s","kernel":"%s","server_cpu":%s,"client_cpu":%s,' \
+		"$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(uname -r)" "$server_cpu" "$client_cpu"
+	printf '"warmup_requests":%s,"requests":%s,"strace_requests":%s,"results":[' \
+		"$warmup_requests" "$requests" "$strace_requests"
+	sep=""
+	for r in "${rows[@]}"; do
+		IFS=$'\t' read -r s l ir sc <<<"$r"
+		printf '%s{"server":"%s","load":"%s","instructions_per_request":%s,"syscalls_per_request":%s}' \
+			"$sep" "$s" "$l" "${ir:-null}" "${sc:-null}"
+		sep=,
+	done
+	printf ']}\n'
+else
+	printf '\n%-12s %-11s %14s %14s\n' server load "instr/req" "syscalls/req"
+	for r in "${rows[@]}"; do
+		IFS=$'\t' read -r s l ir sc <<<"$r"
+		printf '%-12s %-11s %14s %14s\n' "$s" "$l" "${ir:--}" "${sc:--}"
+	done
+	echo "(server side, userspace; callgrind over $requests requests after $warmup_requests," \
+		"strace over $strace_requests)"
+fi
