@@ -23,6 +23,8 @@ A server that cannot be built or started is skipped with a line saying why.
 Loads (each after a warm-up):
   echo         closed loop, CONNS x INFLIGHT in flight, 581-byte Echo.Echo (raw)
   arith-json   closed loop, same concurrency, Arith.Mul with JSON {"A":10,"B":20}
+  hello        closed loop, same concurrency, Hello.Say with the 581-byte protobuf BenchmarkMessage
+               of rpcx-benchmark, the load of rpcx's published figures (the echo limit echoes it)
   open         open loop at RATE req/s of 581-byte Echo.Echo; latency from the intended send
                times (coordinated omission corrected)
 
@@ -37,7 +39,7 @@ Options:
   --inflight N      requests in flight per connection (default 32)
   --rate R          open-loop rate, req/s (default 50000)
   --servers LIST    servers to run, comma-separated (default: all of the above)
-  --loads LIST      loads to run, comma-separated (default: echo,arith-json,open)
+  --loads LIST      loads to run, comma-separated (default: echo,arith-json,hello,open)
   --server-cpus L   CPUs for the servers (default: first half)
   --client-cpus L   CPUs for ringrpc-bench (default: the rest)
   --out FILE        JSON output (default: results/compare-DATE.json)
@@ -54,7 +56,7 @@ conns=10
 inflight=32
 rate=50000
 servers_wanted=""
-loads="echo,arith-json,open"
+loads="echo,arith-json,hello,open"
 out=""
 build=1
 while [[ $# -gt 0 ]]; do
@@ -212,9 +214,8 @@ fi
 # load_args LOAD: the ringrpc-bench arguments of a load.
 load_args() {
 	case "$1" in
-	echo) echo "--target Echo.Echo --payload-size 581" ;;
-	arith-json) echo "--target Arith.Mul --serialize json" ;;
-	open) echo "--target Echo.Echo --payload-size 581 --rate $rate" ;;
+	echo | arith-json | hello) request_args "$1" ;;
+	open) echo "$(request_args echo) --rate $rate" ;;
 	*) die "unknown load: $1 (see --help)" ;;
 	esac
 }

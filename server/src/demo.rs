@@ -102,5 +102,6 @@ pub fn demo_table() -> Result<ServiceTable, RegistrationError> {
     Ok(ServiceTable::builder()
         .service(arith())?
         .service(echo())?
+        .service(crate::demo_hello::hello())?
         .build())
 }

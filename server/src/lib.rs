@@ -23,6 +23,7 @@ pub mod config;
 pub mod connection;
 pub mod context;
 pub mod demo;
+pub mod demo_hello;
 pub mod runtime;
 pub mod serialize;
 pub mod service;
