@@ -162,6 +162,12 @@ impl Header {
         Header::ref_from_prefix(buf).ok().map(|(header, _)| header)
     }
 
+    /// Views the first 16 bytes of `buf` as a header that can be changed in place. `None` if `buf`
+    /// is shorter.
+    pub fn view_mut(buf: &mut [u8]) -> Option<&mut Header> {
+        Header::mut_from_prefix(buf).ok().map(|(header, _)| header)
+    }
+
     /// The magic byte as received (0x08 in a valid frame).
     pub fn magic(&self) -> u8 {
         self.magic
@@ -334,6 +340,21 @@ mod tests {
     #[test]
     fn view_needs_sixteen_bytes() {
         assert!(Header::view(&[0x08; 15]).is_none());
+    }
+
+    #[test]
+    fn view_mut_changes_the_bytes_in_place() {
+        let mut bytes = [
+            0x08, 0, 0x24, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 3, 1, 2, 3,
+        ];
+        Header::view_mut(&mut bytes)
+            .unwrap()
+            .set_message_type(MessageType::Response);
+        // Only the response bit of byte 2 changes; the body after the prefix is untouched.
+        assert_eq!(bytes[2], 0xA4);
+        assert_eq!(Header::view(&bytes).unwrap().seq(), 9);
+        assert_eq!(bytes[16..], [1, 2, 3]);
+        assert!(Header::view_mut(&mut [0x08; 15]).is_none());
     }
 
     #[test]
