@@ -5,7 +5,7 @@ mod common;
 
 use common::TestServer;
 use prost::Message as _;
-use ringrpc_codec::{MessageStatus, SerializeType};
+use ringrpc_codec::{MessageStatus, SerializeType, ERROR_KEY};
 use ringrpc_server::demo_hello::BenchmarkMessage;
 
 /// rpcx-benchmark's request: `proto.PrepareArgs()` encoded by gogofaster, 581 bytes.
@@ -78,6 +78,18 @@ fn hello_say_decodes_and_reencodes_the_benchmark_message_unchanged() {
     message.field1 = "OK".into();
     message.field2 = 100;
     assert_eq!(message.encode_to_vec(), unhex(REPLY));
+}
+
+#[test]
+fn hello_say_speaks_protobuf_only() {
+    let server = TestServer::start(1);
+    let mut client = server.connect();
+    let reply = client.call(8, "Hello", "Say", SerializeType::Json, br#"{"field1":"x"}"#);
+    assert_eq!(reply.header().status(), MessageStatus::Error);
+    assert_eq!(
+        reply.metadata().get_str(ERROR_KEY),
+        Some("can not find codec for 1")
+    );
 }
 
 #[test]
