@@ -10,8 +10,9 @@ Runs the same loads with ringrpc-bench against each server, one server at a time
 pinned to the same CPUs (the first half) and the client to the others, and prints one table:
 
   ringrpc      target/release/ringrpc-server (cargo build --release -p ringrpc-server)
-  echo-limit   target/release/ringrpc-echo-limit: reads frames, flips the response bit, writes them
-               back; the IO cost alone, i.e. the ceiling
+  echo-limit   target/release/ringrpc-echo-limit: reads frames by their prefix, sets the response
+               bit, writes them back, with ringrpc's connection structure (reader and writer tasks,
+               batched writes); the IO cost alone, i.e. the ceiling
   go-rpcx      the Go rpcx server, benches/peers/go-rpcx, built with go into target/go/
   rpcx-rs      the rpcx-rs server, benches/peers/rpcx-rs (its own Cargo.lock and target/)
   extra        any server named in RPCX_EXTRA_SERVER, e.g.
@@ -23,12 +24,16 @@ A server that cannot be built or started is skipped with a line saying why.
 Loads (each after a warm-up):
   echo         closed loop, CONNS x INFLIGHT in flight, 581-byte Echo.Echo (raw)
   arith-json   closed loop, same concurrency, Arith.Mul with JSON {"A":10,"B":20}
+  hello        closed loop, same concurrency, Hello.Say with the 581-byte protobuf BenchmarkMessage
+               of rpcx-benchmark, the load of rpcx's published figures (the echo limit echoes it)
   open         open loop at RATE req/s of 581-byte Echo.Echo; latency from the intended send
                times (coordinated omission corrected)
 
 The table gives req/s, p50, p99, p99.9 and errors for each (load, server), and the ratio to
 ringrpc and to the echo limit: of req/s for the closed loops (higher is better), of p99 for the
-open loop (lower is better). All reports are also written as JSON to results/.
+open loop (lower is better). All reports are also written as JSON to results/. With --markdown,
+the README's table is written too: one row per load, one column per server, the limit's own
+figure beside ringrpc's "x limit".
 
 Options:
   --duration D      measured time per load (default 5s)
@@ -37,10 +42,11 @@ Options:
   --inflight N      requests in flight per connection (default 32)
   --rate R          open-loop rate, req/s (default 50000)
   --servers LIST    servers to run, comma-separated (default: all of the above)
-  --loads LIST      loads to run, comma-separated (default: echo,arith-json,open)
+  --loads LIST      loads to run, comma-separated (default: echo,arith-json,hello,open)
   --server-cpus L   CPUs for the servers (default: first half)
   --client-cpus L   CPUs for ringrpc-bench (default: the rest)
   --out FILE        JSON output (default: results/compare-DATE.json)
+  --markdown FILE   also write the results as the README's Markdown table
   --no-build        use the binaries as they are
   -h, --help        this help
 EOF
@@ -54,12 +60,13 @@ conns=10
 inflight=32
 rate=50000
 servers_wanted=""
-loads="echo,arith-json,open"
+loads="echo,arith-json,hello,open"
 out=""
+markdown=""
 build=1
 while [[ $# -gt 0 ]]; do
 	case "$1" in
-	--duration | --warmup | --conns | --inflight | --rate | --servers | --loads | --server-cpus | --client-cpus | --out)
+	--duration | --warmup | --conns | --inflight | --rate | --servers | --loads | --server-cpus | --client-cpus | --out | --markdown)
 		[[ $# -ge 2 ]] || die "$1 needs a value (see --help)"
 		case "$1" in
 		--duration) duration=$2 ;;
@@ -72,6 +79,7 @@ while [[ $# -gt 0 ]]; do
 		--server-cpus) server_cpus=$2 ;;
 		--client-cpus) client_cpus=$2 ;;
 		--out) out=$2 ;;
+		--markdown) markdown=$2 ;;
 		esac
 		shift 2
 		;;
@@ -212,9 +220,8 @@ fi
 # load_args LOAD: the ringrpc-bench arguments of a load.
 load_args() {
 	case "$1" in
-	echo) echo "--target Echo.Echo --payload-size 581" ;;
-	arith-json) echo "--target Arith.Mul --serialize json" ;;
-	open) echo "--target Echo.Echo --payload-size 581 --rate $rate" ;;
+	echo | arith-json | hello) request_args "$1" ;;
+	open) echo "$(request_args echo) --rate $rate" ;;
 	*) die "unknown load: $1 (see --help)" ;;
 	esac
 }
@@ -298,6 +305,80 @@ if ((${#skipped[@]} > 0)); then
 	done
 fi
 echo "(closed loops: ratio of req/s, higher is better; open loop: ratio of p99, lower is better)"
+
+# --- Markdown (the README's table) -------------------------------------------------------------
+
+# human N: req/s as "2.58 M" or "96 k".
+human() {
+	awk -v n="$1" 'BEGIN { if (n >= 1e6) printf "%.2f M", n / 1e6; else printf "%.0f k", n / 1e3 }'
+}
+
+# cell LOAD SERVER: one cell of the Markdown table.
+cell() {
+	local load=$1 name=$2 rps mine ref limit text
+	rps=$(value "$load" "$name" throughput_rps)
+	[[ -n "$rps" ]] || {
+		echo "not run"
+		return
+	}
+	[[ "$(value "$load" "$name" failed 2>/dev/null)" != True ]] || {
+		echo "failed"
+		return
+	}
+	if [[ "$load" == open ]]; then
+		mine=$(value "$load" "$name" latency_us.p99)
+		ref=$(value "$load" ringrpc latency_us.p99)
+		limit=$(value "$load" echo-limit latency_us.p99)
+		text=$(awk -v us="$mine" 'BEGIN { printf "%.2f ms", us / 1e3 }')
+	else
+		mine=$rps
+		ref=$(value "$load" ringrpc throughput_rps)
+		limit=$(value "$load" echo-limit throughput_rps)
+		text=$(human "$rps")
+	fi
+	case "$name" in
+	ringrpc) [[ -z "$limit" ]] || text+=" ($(ratio "$mine" "$limit" | sed 's/x$/×/') limit)" ;;
+	echo-limit) ;;
+	*) [[ "$load" == open || -z "$ref" ]] || text+=" (ringrpc = $(ratio "$ref" "$mine" | sed 's/x$/×/'))" ;;
+	esac
+	local errors
+	errors=$(value "$load" "$name" errors)
+	[[ "${errors:-0}" == 0 ]] || text+=", $errors errors"
+	echo "$text"
+}
+
+# label LOAD: the first column of the Markdown table.
+label() {
+	case "$1" in
+	echo) echo '581 B `Echo.Echo`, req/s' ;;
+	arith-json) echo '`Arith.Mul` JSON, req/s' ;;
+	hello) echo '`Hello.Say` (rpcx-benchmark, 581 B protobuf), req/s' ;;
+	open) echo "open loop $rate/s 581 B, p99" ;;
+	esac
+}
+
+if [[ -n "$markdown" ]]; then
+	{
+		printf '| load |'
+		for name in "${names[@]}"; do
+			case "$name" in
+			ringrpc) printf ' ringrpc |' ;;
+			echo-limit) printf ' echo limit |' ;;
+			go-rpcx) printf ' Go rpcx |' ;;
+			*) printf ' %s |' "$name" ;;
+			esac
+		done
+		printf '\n|---|'
+		for name in "${names[@]}"; do printf -- '---|'; done
+		printf '\n'
+		for load in "${load_list[@]}"; do
+			printf '| %s |' "$(label "$load")"
+			for name in "${names[@]}"; do printf ' %s |' "$(cell "$load" "$name")"; done
+			printf '\n'
+		done
+	} >"$markdown"
+	say "wrote $markdown"
+fi
 
 # JSON: one object with the setup, every report, and what was skipped.
 escape() { sed 's/\\/\\\\/g; s/"/\\"/g' <<<"$1"; }

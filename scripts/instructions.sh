@@ -19,6 +19,12 @@ Only the server process is counted, and only userspace: the kernel's share of th
 These counts are stable between runs (unlike timings on a shared machine), so they show what a
 change costs on the hot path.
 
+Copies: callgrind counts every iteration of a `rep movsb` as one instruction, and glibc's memcpy
+uses `rep movsb` from 2 KiB up, so one batched copy of N bytes would count as N instructions. The
+server under valgrind therefore runs with GLIBC_TUNABLES raising glibc's rep movsb/stosb
+thresholds out of reach: its copies run as vector loops, counted as the CPU runs them. Set
+GLIBC_TUNABLES yourself to override that (GLIBC_TUNABLES= for glibc's defaults).
+
 With --strace N (default 200000; 0 skips it), the server also runs without valgrind, and after a
 warm-up `strace -c -f` is attached to all its threads for N requests:
 
@@ -123,6 +129,10 @@ load_args() {
 }
 for load in "${load_list[@]}"; do load_args "$load" >/dev/null; done
 
+# Vector loops rather than rep movsb/stosb in glibc's memcpy/memset under callgrind (see --help).
+no_rep_movsb=glibc.cpu.x86_rep_movsb_threshold=1000000000:glibc.cpu.x86_rep_stosb_threshold=1000000000
+tunables=${GLIBC_TUNABLES-$no_rep_movsb}
+
 bin_dir=$target_dir/profiling
 # server_bin NAME: the binary of a server.
 server_bin() {
@@ -204,6 +214,7 @@ instructions() {
 	cg=$work/callgrind.$name.$load
 	start_server "$name" "$server_cpu" "$work/$name.$load.valgrind.log" \
 		valgrind --tool=callgrind --callgrind-out-file="$cg" \
+		env GLIBC_TUNABLES="$tunables" valgrind --tool=callgrind --callgrind-out-file="$cg" \
 		"$bin" --addr "{addr}" --threads 1 --cpus "$server_cpu" || return 1
 	pid=$server_pid
 	# Under valgrind a server does not stop on SIGTERM (its signals are queued until the guest

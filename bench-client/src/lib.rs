@@ -4,7 +4,9 @@
 //! rpcx server, Go's included. The binary is `ringrpc-bench`.
 //!
 //! - [`client`]: one connection's pieces: the in-flight [`client::Window`] (seq -> request), the
-//!   batching [`client::Outbox`], the in-place [`client::Inbox`] (the project's frame reader), and a simple [`client::Client`].
+//!   batching [`client::Outbox`], the in-place [`client::Inbox`] (the project's frame reader),
+//!   and a simple [`client::Client`].
+//! - [`benchmark_message`]: rpcx-benchmark's `BenchmarkMessage`, the `Hello.Say` load.
 //! - [`workload`]: the requests (encoded once), the slow-request mix, and reply verification.
 //! - [`load`]: threads, connections, closed and open loops, warm-up, drain; [`load::LoadRun`].
 //! - [`pacer`]: the run clock and the per-thread pacer that sends open-loop requests on time.
@@ -14,6 +16,7 @@
 //! - [`runtime`]: CPU lists, pinning, and the monoio driver (io_uring, or epoll as fallback).
 //! - [`event`]: wake-ups between the tasks of one thread.
 
+pub mod benchmark_message;
 pub mod client;
 pub mod event;
 pub mod load;

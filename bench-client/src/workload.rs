@@ -3,12 +3,16 @@
 //! A [`Workload`] is built once from a [`WorkloadSpec`]: each kind of request (the main target, and
 //! `Echo.Sleep` for the slow share of a mixed load) is encoded once into a whole frame, so that
 //! sending is a copy plus a seq patch. [`Workload::check`] verifies a reply against what that kind
-//! expects (echoed payload, `C = A op B` for `Arith.*`, or just a Normal status). Nothing here does
-//! IO; the frames follow rpcx-protocol.md 1.1–1.5 through the codec's encoder.
+//! expects (echoed payload, `C = A op B` for `Arith.*`, `field1 = "OK"` and `field2 = 100` for
+//! rpcx-benchmark's `Hello.Say`, or just a Normal status). Nothing here does IO; the frames follow
+//! rpcx-protocol.md 1.1–1.5 through the codec's encoder.
 
 use bytes::BytesMut;
+use prost::Message as _;
 use ringrpc_codec::{encode_frame, CompressType, Header, Message, SerializeType};
 use serde::{Deserialize, Serialize};
+
+use crate::benchmark_message::{benchmark_args, BenchmarkMessage};
 
 /// How the payload is serialized (the header's serialize type, spec 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +23,9 @@ pub enum Serialization {
     Json,
     /// MsgPack; `Arith.*` targets get a map with keys "A" and "B", as Go's msgpack writes structs.
     MsgPack,
+    /// Protobuf; `Arith.*` targets get `ProtoArgs { int64 A = 1; int64 B = 2 }`, `Hello.Say`
+    /// rpcx-benchmark's 581-byte `BenchmarkMessage`.
+    Protobuf,
 }
 
 impl Serialization {
@@ -27,6 +34,7 @@ impl Serialization {
             Serialization::Raw => SerializeType::Raw,
             Serialization::Json => SerializeType::Json,
             Serialization::MsgPack => SerializeType::MsgPack,
+            Serialization::Protobuf => SerializeType::Protobuf,
         }
     }
 }
@@ -46,7 +54,8 @@ pub struct SlowMix {
 pub struct WorkloadSpec {
     /// `Service.Method`, split at the last dot.
     pub target: String,
-    /// The payload for targets other than `Arith.*` with JSON/MsgPack (and for those with Raw).
+    /// The payload, unless the target and serialization have their own (`Arith.*` serialized,
+    /// `Hello.Say` with Protobuf).
     pub payload: Vec<u8>,
     pub serialization: Serialization,
     /// Gzip the main request's payload (whatever its size) and flag it so.
@@ -100,6 +109,13 @@ pub enum VerifyError {
     },
     #[error("{kind}: reply payload does not decode: {reason}")]
     Undecodable { kind: String, reason: String },
+    #[error("{kind}: reply {field} = {got}, expected {expected}")]
+    Field {
+        kind: String,
+        field: &'static str,
+        expected: String,
+        got: String,
+    },
 }
 
 /// The answer a request kind expects.
@@ -112,6 +128,8 @@ pub enum Expect {
         value: i64,
         serialization: Serialization,
     },
+    /// rpcx-benchmark's `Hello.Say`: a `BenchmarkMessage` with `field1 = "OK"`, `field2 = 100`.
+    HelloSay,
     /// Any reply with status Normal.
     Normal,
 }
@@ -149,11 +167,21 @@ struct ArithArgs {
     b: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone, PartialEq, prost::Message)]
 struct ArithReply {
     // Go decodes JSON field names case-insensitively (spec 2); accept both spellings.
     #[serde(rename = "C", alias = "c")]
+    #[prost(int64, tag = "1")]
     c: i64,
+}
+
+/// `ProtoArgs { int64 A = 1; int64 B = 2 }`, the Protobuf form of [`ArithArgs`].
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoArgs {
+    #[prost(int64, tag = "1")]
+    a: i64,
+    #[prost(int64, tag = "2")]
+    b: i64,
 }
 
 impl Workload {
@@ -174,10 +202,17 @@ impl Workload {
             ("Arith", Serialization::MsgPack) => {
                 rmp_serde::to_vec_named(&args(spec)).expect("plain struct")
             }
+            ("Arith", Serialization::Protobuf) => ProtoArgs {
+                a: spec.arith_args.0,
+                b: spec.arith_args.1,
+            }
+            .encode_to_vec(),
+            _ if hello_say(service, method, spec.serialization) => benchmark_args().encode_to_vec(),
             _ => spec.payload.clone(),
         };
         let expect = match (service, method) {
             ("Echo", "Echo" | "Sleep") => Expect::Echo(payload.clone()),
+            _ if hello_say(service, method, spec.serialization) => Expect::HelloSay,
             ("Arith", _) => arith.map_or(Expect::Normal, |value| Expect::ArithResult {
                 value,
                 serialization: spec.serialization,
@@ -271,6 +306,9 @@ impl Workload {
                 let decoded = match serialization {
                     Serialization::MsgPack => rmp_serde::from_slice::<ArithReply>(reply.payload())
                         .map_err(|e| e.to_string()),
+                    Serialization::Protobuf => {
+                        ArithReply::decode(reply.payload()).map_err(|e| e.to_string())
+                    }
                     _ => serde_json::from_slice::<ArithReply>(reply.payload())
                         .map_err(|e| e.to_string()),
                 };
@@ -285,6 +323,28 @@ impl Workload {
                         kind: kind.name.clone(),
                         reason,
                     }),
+                }
+            }
+            Expect::HelloSay => {
+                let message = BenchmarkMessage::decode(reply.payload()).map_err(|e| {
+                    VerifyError::Undecodable {
+                        kind: kind.name.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                let field = |field, expected: &str, got: String| {
+                    (got != expected).then(|| VerifyError::Field {
+                        kind: kind.name.clone(),
+                        field,
+                        expected: expected.to_string(),
+                        got,
+                    })
+                };
+                match field("field1", "OK", message.field1)
+                    .or_else(|| field("field2", "100", message.field2.to_string()))
+                {
+                    Some(error) => Err(error),
+                    None => Ok(()),
                 }
             }
         }
@@ -330,6 +390,11 @@ pub fn pattern_payload(len: usize) -> Vec<u8> {
             ALPHABET[(x % ALPHABET.len() as u32) as usize]
         })
         .collect()
+}
+
+/// Whether a target is rpcx-benchmark's `Hello.Say` with its Protobuf `BenchmarkMessage`.
+fn hello_say(service: &str, method: &str, serialization: Serialization) -> bool {
+    (service, method, serialization) == ("Hello", "Say", Serialization::Protobuf)
 }
 
 fn args(spec: &WorkloadSpec) -> ArithArgs {
@@ -476,6 +541,109 @@ mod tests {
                 got: 5,
                 ..
             })
+        ));
+    }
+
+    /// rpcx-benchmark's request as Go's gogofaster code encodes it (go-rpcx's hello_test.go).
+    const HELLO_REQUEST: &[&str] = &[
+        "0a36e8aeb8e5a49ae5be80e4ba8be59ca8e79cbce5898de4b880e5b995e4b880e5b995efbc8ce58f98e79a84",
+        "e982a3e9babce6a8a1e7b38a10a08d0618a08d062236e8aeb8e5a49ae5be80e4ba8be59ca8e79cbce5898de4",
+        "b880e5b995e4b880e5b995efbc8ce58f98e79a84e982a3e9babce6a8a1e7b38a30a08d063a36e8aeb8e5a49a",
+        "e5be80e4ba8be59ca8e79cbce5898de4b880e5b995e4b880e5b995efbc8ce58f98e79a84e982a3e9babce6a8",
+        "a1e7b38a4a36e8aeb8e5a49ae5be80e4ba8be59ca8e79cbce5898de4b880e5b995e4b880e5b995efbc8ce58f",
+        "98e79a84e982a3e9babce6a8a1e7b38a6001680170018001a08d06880101920136e8aeb8e5a49ae5be80e4ba",
+        "8be59ca8e79cbce5898de4b880e5b995e4b880e5b995efbc8ce58f98e79a84e982a3e9babce6a8a1e7b38ab0",
+        "01a08d06b801a08d06c00101c801a08d06e801a08d06f00101d80301e003a08d069804a08d06a004a08d06f0",
+        "0401800501880501a006a08d06a806a08d06b20636e8aeb8e5a49ae5be80e4ba8be59ca8e79cbce5898de4b8",
+        "80e5b995e4b880e5b995efbc8ce58f98e79a84e982a3e9babce6a8a1e7b38aba0636e8aeb8e5a49ae5be80e4",
+        "ba8be59ca8e79cbce5898de4b880e5b995e4b880e5b995efbc8ce58f98e79a84e982a3e9babce6a8a1e7b38a",
+        "c006a08d068008a08d068a0836e8aeb8e5a49ae5be80e4ba8be59ca8e79cbce5898de4b880e5b995e4b880e5",
+        "b995efbc8ce58f98e79a84e982a3e9babce6a8a1e7b38a9008a08d069808a08d06b009a08d06f810a08d0680",
+        "11a08d06c011a08d06",
+    ];
+
+    #[test]
+    fn hello_say_sends_the_rpcx_benchmark_message_and_checks_field1_and_field2() {
+        let spec = WorkloadSpec {
+            target: "Hello.Say".into(),
+            serialization: Serialization::Protobuf,
+            ..WorkloadSpec::default()
+        };
+        let workload = Workload::new(&spec).unwrap();
+        let request = decode(workload.frame(MAIN));
+        assert_eq!(request.serialize_type(), SerializeType::Protobuf);
+        assert_eq!(request.service_path(), b"Hello");
+        assert_eq!(request.service_method(), b"Say");
+        let hex: String = request
+            .payload()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hex, HELLO_REQUEST.concat());
+        assert_eq!(workload.kinds()[MAIN].payload_len, 581);
+
+        let mut answer = benchmark_args();
+        answer.field1 = "OK".into();
+        answer.field2 = 100;
+        let good = reply_to(workload.frame(MAIN), &answer.encode_to_vec());
+        workload.check(MAIN, &good).unwrap();
+        // An echo of the request is not an answer.
+        let echoed = reply_to(workload.frame(MAIN), request.payload());
+        assert!(matches!(
+            workload.check(MAIN, &echoed),
+            Err(VerifyError::Field {
+                field: "field1",
+                ..
+            })
+        ));
+        answer.field2 = 99;
+        let bad = reply_to(workload.frame(MAIN), &answer.encode_to_vec());
+        let error = workload.check(MAIN, &bad).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Hello.Say: reply field2 = 99, expected 100"
+        );
+        let garbage = reply_to(workload.frame(MAIN), &[0xff, 0xff]);
+        assert!(matches!(
+            workload.check(MAIN, &garbage),
+            Err(VerifyError::Undecodable { .. })
+        ));
+    }
+
+    #[test]
+    fn hello_say_without_protobuf_sends_the_given_payload() {
+        let spec = WorkloadSpec {
+            target: "Hello.Say".into(),
+            ..WorkloadSpec::default()
+        };
+        let workload = Workload::new(&spec).unwrap();
+        assert_eq!(
+            decode(workload.frame(MAIN)).payload(),
+            &pattern_payload(581)[..]
+        );
+        assert_eq!(workload.kinds()[MAIN].expect, Expect::Normal);
+    }
+
+    #[test]
+    fn arith_protobuf_is_proto_args() {
+        let spec = WorkloadSpec {
+            target: "Arith.Mul".into(),
+            serialization: Serialization::Protobuf,
+            ..WorkloadSpec::default()
+        };
+        let workload = Workload::new(&spec).unwrap();
+        // ProtoArgs { A: 10, B: 20 }, as the Go peer's test pins it.
+        assert_eq!(
+            decode(workload.frame(MAIN)).payload(),
+            &[0x08, 0x0a, 0x10, 0x14][..]
+        );
+        // ProtoReply { C: 200 }.
+        let reply = reply_to(workload.frame(MAIN), &[0x08, 0xc8, 0x01]);
+        workload.check(MAIN, &reply).unwrap();
+        let zero = reply_to(workload.frame(MAIN), &[]);
+        assert!(matches!(
+            workload.check(MAIN, &zero),
+            Err(VerifyError::ArithResult { got: 0, .. })
         ));
     }
 

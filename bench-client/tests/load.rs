@@ -128,6 +128,38 @@ fn verify_flags_replies_that_are_not_the_expected_answer() {
 }
 
 #[test]
+fn hello_say_load_is_verified_against_the_demo_server_and_not_against_an_echo() {
+    let spec = WorkloadSpec {
+        target: "Hello.Say".into(),
+        serialization: Serialization::Protobuf,
+        ..WorkloadSpec::default()
+    };
+    let config = LoadConfig {
+        stop: Stop::Requests(5_000),
+        verify: true,
+        ..quick(common::demo_server())
+    };
+    let report = load(config.clone(), &spec);
+    assert_eq!(report.requests(), 5_000);
+    assert_eq!(report.errors(), 0, "{:?}", report.recorder.first_error());
+
+    // The echo limit sends the request back: field1 is not "OK".
+    let config = LoadConfig {
+        stop: Stop::Requests(100),
+        ..config
+    };
+    let report = load(
+        LoadConfig {
+            addr: common::echo_limit(),
+            ..config
+        },
+        &spec,
+    );
+    assert_eq!(report.recorder.errors(ErrorKind::Verify), 100);
+    assert!(report.recorder.first_error().unwrap().contains("field1"));
+}
+
+#[test]
 fn a_silent_server_times_out_after_the_drain() {
     let addr = common::silent_server();
     let config = LoadConfig {
@@ -189,7 +221,9 @@ fn go_peer_answers_every_target_correctly() {
     let targets = [
         ("Arith.Mul", Serialization::Json),
         ("Arith.Add", Serialization::MsgPack),
+        ("Arith.Mul", Serialization::Protobuf),
         ("Echo.Echo", Serialization::Raw),
+        ("Hello.Say", Serialization::Protobuf),
     ];
     for (target, serialization) in targets {
         let spec = WorkloadSpec {

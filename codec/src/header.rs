@@ -343,6 +343,21 @@ mod tests {
     }
 
     #[test]
+    fn view_mut_changes_the_bytes_in_place() {
+        let mut bytes = [
+            0x08, 0, 0x24, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 3, 1, 2, 3,
+        ];
+        Header::view_mut(&mut bytes)
+            .unwrap()
+            .set_message_type(MessageType::Response);
+        // Only the response bit of byte 2 changes; the body after the prefix is untouched.
+        assert_eq!(bytes[2], 0xA4);
+        assert_eq!(Header::view(&bytes).unwrap().seq(), 9);
+        assert_eq!(bytes[16..], [1, 2, 3]);
+        assert!(Header::view_mut(&mut [0x08; 15]).is_none());
+    }
+
+    #[test]
     fn setters_write_only_their_bits() {
         let mut header = Header::new();
         header

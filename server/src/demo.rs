@@ -10,6 +10,7 @@
 //!   that long on the worker's timer, without blocking anything else.
 //! - `Echo.Deadline`: replies with the milliseconds left before the `__ServerTimeout` deadline,
 //!   or `none`.
+//! - `Hello.Say`: rpcx-benchmark's service (see [`crate::demo_hello`]).
 //! - `KV.Get`, `KV.Set`, `KV.Worker`: a per-core key-value cache (`{"Key":..,"Value":..}`), each
 //!   worker with its own map and no lock; `KV.Worker` says which worker answered.
 
@@ -192,5 +193,6 @@ pub fn demo_table(worker: WorkerId) -> Result<ServiceTable, RegistrationError> {
         .service(Arith)?
         .service(Echo)?
         .service(Kv::new(worker))?
+        .service(crate::demo_hello::Hello)?
         .build())
 }

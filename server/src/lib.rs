@@ -35,6 +35,7 @@ pub mod config;
 pub mod connection;
 pub mod context;
 pub mod demo;
+pub mod demo_hello;
 pub mod interceptor;
 pub mod runtime;
 pub mod serialize;

@@ -27,6 +27,7 @@ use ringrpc_bench_client::{
     after_help = "Examples:\n  \
         ringrpc-bench --cpus 1 --conns 10 --inflight 32 --duration 10s\n  \
         ringrpc-bench --target Arith.Mul --serialize json --verify --requests 100000\n  \
+        ringrpc-bench --target Hello.Say --serialize protobuf --verify (rpcx-benchmark's load)\n  \
         ringrpc-bench --rate 50000 --slow-percent 1 --slow-ms 20 --duration 30s --json\n\n\
         Open loop (--rate): requests are sent at fixed intended times and latency is measured from \
         the intended time (coordinated omission corrected, as wrk2), so a stalled server shows in \
@@ -75,7 +76,8 @@ struct Args {
     /// Payload given literally.
     #[arg(long)]
     payload: Option<String>,
-    /// Serialize type in the header; for Arith.* targets, json/msgpack build {"A":..,"B":..}.
+    /// Serialize type in the header; Arith.* targets get {"A":..,"B":..} in it, and Hello.Say
+    /// with protobuf gets rpcx-benchmark's 581-byte BenchmarkMessage.
     #[arg(long, value_enum, default_value_t = SerializeArg::Raw)]
     serialize: SerializeArg,
     /// A and B for Arith.* targets.
@@ -115,6 +117,7 @@ enum SerializeArg {
     Raw,
     Json,
     Msgpack,
+    Protobuf,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -156,6 +159,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
             SerializeArg::Raw => Serialization::Raw,
             SerializeArg::Json => Serialization::Json,
             SerializeArg::Msgpack => Serialization::MsgPack,
+            SerializeArg::Protobuf => Serialization::Protobuf,
         },
         gzip: args.gzip,
         metadata: args.meta.clone(),

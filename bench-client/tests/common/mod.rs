@@ -4,6 +4,7 @@
 //!   need no prior build of the `benches` crate), started in-process.
 //! - [`StallingEcho`]: a plain blocking echo that stops answering once for a while, to show that
 //!   the open loop charges a stall to the requests queued behind it.
+//! - [`demo_server`]: ringrpc-server's demo services, started in-process.
 //! - [`go_peer`]: the Go rpcx server, when `target/go/go-rpcx-server` has been built.
 
 #![allow(dead_code)]
@@ -30,6 +31,20 @@ pub fn echo_limit() -> SocketAddr {
     // Dropping the last `Shutdown` would signal it: keep it for the life of the process. Dropping
     // `running` only detaches the worker thread.
     std::mem::forget(shutdown);
+    running.local_addr()
+}
+
+/// Starts ringrpc's demo services (one worker) and returns their address; they run until the test
+/// process exits.
+pub fn demo_server() -> SocketAddr {
+    let config = ringrpc_server::ServerConfig::default()
+        .addr("127.0.0.1:0".parse().unwrap())
+        .threads(1);
+    // Never triggered: the server runs until the test process exits.
+    let shutdown = ringrpc_server::Shutdown::new();
+    let running = ringrpc_server::Server::new(config, ringrpc_server::demo::demo_table)
+        .start(&shutdown)
+        .expect("the demo server starts");
     running.local_addr()
 }
 

@@ -3,6 +3,7 @@ module ringrpc/benches/peers/go-rpcx
 go 1.26.0
 
 require (
+	github.com/gogo/protobuf v1.3.2
 	github.com/smallnest/rpcx v1.9.4
 	google.golang.org/protobuf v1.36.4
 )
@@ -18,7 +19,6 @@ require (
 	github.com/go-redis/redis/v8 v8.11.5 // indirect
 	github.com/go-redis/redis_rate/v10 v10.0.1 // indirect
 	github.com/godzie44/go-uring v0.0.0-20220926161041-69611e8b13d5 // indirect
-	github.com/gogo/protobuf v1.3.2 // indirect
 	github.com/golang/snappy v0.0.4 // indirect
 	github.com/grandcat/zeroconf v1.0.0 // indirect
 	github.com/hashicorp/golang-lru v1.0.2 // indirect

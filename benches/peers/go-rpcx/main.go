@@ -1,5 +1,5 @@
 // Command go-rpcx-server is the Go rpcx reference server that ringrpc is compared with: the same
-// demo services (Arith, Echo, Push) on the stock smallnest/rpcx server, used by the conformance
+// demo services (Arith, Echo, Push) and rpcx-benchmark's Hello on the stock smallnest/rpcx server, used by the conformance
 // suite (server/tests/go-client, scripts/go-suite.sh) and as the peer in benchmarks.
 //
 // It prints one line "listening on ADDR" once the socket is bound, and shuts down gracefully on
@@ -61,6 +61,9 @@ func run(addr, authToken string, rate int64) error {
 		return err
 	}
 	if err := s.RegisterName("Push", &Push{srv: s}, ""); err != nil {
+		return err
+	}
+	if err := s.RegisterName("Hello", new(Hello), ""); err != nil {
 		return err
 	}
 

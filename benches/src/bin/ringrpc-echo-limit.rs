@@ -2,27 +2,34 @@
 //!
 //! A bare framed echo on the server's own runtime ([`ringrpc_server::runtime::run_workers`]): the
 //! same pinned thread-per-core monoio workers, `SO_REUSEPORT` listeners, driver choice and graceful
-//! drain as `ringrpc-server`, with only the per-connection function swapped. Per connection it
-//! reads rpcx frames by their length (the 16-byte prefix, total length at bytes 12..16,
-//! rpcx-protocol.md 1.1), sets the response bit (byte 2 |= 0x80, spec 1.2) and writes every
-//! complete frame of a read back in one write. It decodes nothing else: no routing, no metadata, no
-//! serialization. Whatever a real server costs above this is the price of being an rpcx server.
+//! drain as `ringrpc-server`, with only the per-connection function swapped. It decodes nothing
+//! beyond the 16-byte prefix (magic and total length, docs/protocol.md 1.1): no routing, no
+//! metadata, no serialization. Whatever a real server costs above this is the price of being an
+//! rpcx server.
+//!
+//! Each connection has the shape of the server's best (`server/src/connection.rs`), so that
+//! ringrpc cannot beat it by structure alone:
+//! - a reader task reads with the project's frame reader ([`FrameReader`], `ringrpc-io`) into a
+//!   pooled buffer, takes the run of whole frames read, copies it to the output buffer in one
+//!   piece and sets each frame's response bit there (spec 1.2);
+//! - a writer task swaps the output buffer with its spare and writes the whole batch in one call,
+//!   while the next read is already in flight;
+//! - past [`MAX_PENDING_WRITE`] bytes waiting, the reader stops reading until the writer catches up.
 //!
 //! It prints `listening on ADDR` on stdout once every listener is bound (so `--addr
 //! 127.0.0.1:0` can be used by tests and scripts), and runs until SIGINT or SIGTERM, which stop it
 //! like the server: stop accepting, stop reading, finish the writes, exit.
-//!
-//! The per-connection loop is [`echo_frames`]; [`start`] hands it to the runtime.
 
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::rc::Rc;
 
 use bytes::BytesMut;
 use clap::Parser;
-use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
-use ringrpc_codec::{Decoder, Limits};
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, Splitable};
+use ringrpc_codec::{Decoder, Header, Limits, MessageType, HEADER_LEN};
+use ringrpc_io::{FrameReader, WakerSlot};
 use ringrpc_server::config::{CpuList, IoDriver, ServerConfig};
 use ringrpc_server::runtime::{run_workers, Accepted, Running, StartError};
 use ringrpc_server::Shutdown;
@@ -62,64 +69,127 @@ impl Args {
     }
 }
 
-/// Initial read buffer per connection; it grows for frames larger than this.
-const READ_BUFFER: usize = 64 * 1024;
+/// Buffer size per connection (read, output and spare), as the server's default `read_buffer`;
+/// the read buffer grows for larger frames.
+const BUFFER: usize = 64 * 1024;
 
-/// Echoes rpcx frames on one connection until the peer closes it or sends something that is not
-/// rpcx framing. Every complete frame in the buffer goes back in one write, in place: the frames
-/// are not copied, only the trailing partial frame is moved to the front afterwards.
-pub async fn echo_frames(mut stream: TcpStream) -> std::io::Result<()> {
-    // Bad magic or an absurd length means the stream is not rpcx: drop the connection.
-    let decoder = Decoder::new(Limits::default());
-    let mut buf = BytesMut::with_capacity(READ_BUFFER);
-    loop {
-        // Read after whatever partial frame is already buffered.
-        let filled = buf.len();
-        let (res, slice) = stream.read(buf.slice_mut(filled..)).await;
-        buf = slice.into_inner();
-        if res? == 0 {
-            return Ok(());
-        }
+/// Bytes waiting to be written past which the reader stops reading, as the server's default
+/// `max_pending_write`.
+const MAX_PENDING_WRITE: usize = 4 << 20;
 
-        let mut complete = 0;
-        let mut wanted = 0;
-        while let Some(frame_len) = decoder
-            .frame_len(&buf[complete..])
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
-        {
-            if buf.len() - complete < frame_len {
-                wanted = frame_len;
-                break;
-            }
-            buf[complete + 2] |= 0x80;
-            complete += frame_len;
-        }
-
-        if complete > 0 {
-            let (res, written) = stream.write_all(buf.slice(..complete)).await;
-            buf = written.into_inner();
-            res?;
-            let partial = buf.len() - complete;
-            buf.copy_within(complete.., 0);
-            buf.truncate(partial);
-        }
-        // Room for at least the frame being read (or one more read's worth).
-        let need = wanted.max(buf.len() + READ_BUFFER / 2);
-        if buf.capacity() < need {
-            buf.reserve(need - buf.len());
-        }
+/// Sets the response bit of every frame in `frames`, whole frames back to back.
+fn mark_responses(frames: &mut [u8]) {
+    let mut at = 0;
+    while let Some(header) = Header::view_mut(&mut frames[at..]) {
+        header.set_message_type(MessageType::Response);
+        at += HEADER_LEN + header.total_len() as usize;
     }
 }
 
+/// What the reader and the writer of one connection share.
+struct Shared {
+    /// Frames waiting to be written.
+    out: RefCell<BytesMut>,
+    /// The reader has stopped (EOF, shutdown, misframing): the writer ends once `out` is written.
+    reading_done: Cell<bool>,
+    /// A write failed: the reader stops.
+    write_failed: Cell<bool>,
+    writer: WakerSlot,
+    reader: WakerSlot,
+}
+
+/// Echoes rpcx frames on one connection, response bit set, until the peer closes it, shutdown
+/// stops its reads, or it sends something that is not rpcx framing (then it closes after writing
+/// back the frames before). Its buffers come from, and go back to, the worker's pool.
+pub async fn echo_frames(accepted: Accepted) {
+    let Accepted { stream, worker, .. } = accepted;
+    let (mut read_half, write_half) = stream.into_split();
+    let shared = Rc::new(Shared {
+        out: RefCell::new(worker.pool.take_large()),
+        reading_done: Cell::new(false),
+        write_failed: Cell::new(false),
+        writer: WakerSlot::default(),
+        reader: WakerSlot::default(),
+    });
+    let writer = monoio::spawn(write_loop(
+        write_half,
+        shared.clone(),
+        worker.pool.take_large(),
+    ));
+
+    // Misframing (bad magic, absurd length) ends the connection.
+    let decoder = Decoder::new(Limits::default());
+    let mut frames = FrameReader::new(worker.pool.take_large(), decoder, BUFFER / 2);
+    loop {
+        let over = || shared.out.borrow().len() >= MAX_PENDING_WRITE && !shared.write_failed.get();
+        if over() {
+            shared.reader.wait_until(|| !over()).await;
+        }
+        if shared.write_failed.get() {
+            break;
+        }
+        // A peer that resets only ends its own connection.
+        match frames.fill(&mut read_half).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let Ok(run) = frames.whole_frames_len() else {
+            break;
+        };
+        if run > 0 {
+            // The whole run in one copy, then the response bits set in the copy.
+            let mut out = shared.out.borrow_mut();
+            let start = out.len();
+            out.extend_from_slice(frames.frame_bytes(run));
+            mark_responses(&mut out[start..]);
+            frames.skip(run);
+            shared.writer.wake();
+        }
+    }
+
+    shared.reading_done.set(true);
+    shared.writer.wake();
+    let spare = writer.await;
+    worker.pool.give(spare);
+    worker.pool.give(frames.into_buffer());
+    worker.pool.give(shared.out.replace(BytesMut::new()));
+}
+
+/// Writes whatever frames are waiting, one write per batch, until the reader is done and all is
+/// written (or a write fails); returns the spare buffer.
+async fn write_loop<W: AsyncWriteRent>(
+    mut stream: W,
+    shared: Rc<Shared>,
+    mut spare: BytesMut,
+) -> BytesMut {
+    loop {
+        shared
+            .writer
+            .wait_until(|| !shared.out.borrow().is_empty() || shared.reading_done.get())
+            .await;
+        if shared.out.borrow().is_empty() {
+            break;
+        }
+        std::mem::swap(&mut *shared.out.borrow_mut(), &mut spare);
+        let (result, buf) = stream.write_all(spare).await;
+        spare = buf;
+        spare.clear();
+        // A batch just left: the reader may be waiting for room.
+        shared.reader.wake();
+        if result.is_err() {
+            shared.write_failed.set(true);
+            break;
+        }
+    }
+    let _ = stream.shutdown().await;
+    spare
+}
+
 /// Binds the listeners and starts the workers, each serving every connection with
-/// [`echo_frames`]; returns once they are listening. They run until `shutdown` is triggered (or
-/// every clone of it is dropped).
+/// [`echo_frames`]; returns once they are listening. They run until `shutdown` is triggered.
 pub fn start(args: &Args, shutdown: &Shutdown) -> Result<Running, StartError> {
     run_workers(&args.config(), shutdown, |_worker| {
-        Ok::<_, std::convert::Infallible>(|accepted: Accepted| async move {
-            // A peer that resets or misframes only ends its own connection.
-            let _ = echo_frames(accepted.stream).await;
-        })
+        Ok::<_, std::convert::Infallible>(echo_frames)
     })
 }
 

@@ -130,6 +130,20 @@ impl FrameReader {
         }
     }
 
+    /// The length of the run of whole frames at the front, found from their prefixes alone (magic
+    /// and total length, within the limits): for a caller that moves frames without parsing them.
+    #[inline]
+    pub fn whole_frames_len(&self) -> Result<usize, DecodeError> {
+        let mut run = 0;
+        while let Some(frame_len) = self.decoder.frame_len(&self.buf[run..])? {
+            if self.buf.len() - run < frame_len {
+                break;
+            }
+            run += frame_len;
+        }
+        Ok(run)
+    }
+
     /// Drops the next frame (of length `len`, from [`FrameReader::peek`]) unparsed.
     pub fn skip(&mut self, len: usize) {
         self.buf.advance(len);
@@ -197,6 +211,18 @@ mod tests {
         assert_eq!(reader.frame_bytes(len), &frame(2, b"hello")[..]);
         assert_eq!(reader.take(len).unwrap().payload(), b"hello");
         assert_eq!(reader.buffered(), 0);
+    }
+
+    #[test]
+    fn a_run_of_whole_frames_is_measured_without_parsing() {
+        let one = frame(1, b"abc");
+        let mut reader = FrameReader::new(BytesMut::new(), Decoder::default(), 1024);
+        reader.extend_from_slice(&one);
+        reader.extend_from_slice(&one);
+        reader.extend_from_slice(&one[..5]);
+        assert_eq!(reader.whole_frames_len().unwrap(), 2 * one.len());
+        reader.skip(2 * one.len());
+        assert_eq!(reader.whole_frames_len().unwrap(), 0);
     }
 
     #[test]
