@@ -8,6 +8,7 @@
 //! - [`serialize`]: raw, JSON, MsgPack and Protobuf payload codecs.
 //! - [`context`]: what a handler knows about its request.
 //! - [`config`]: settings with defaults; [`shutdown`]: the shutdown signal.
+//! - [`registry`]: registration in etcd (feature `etcd`) so Go clients discover the server.
 //! - [`demo`]: the Arith and Echo services of the binary.
 //!
 //! ```no_run
@@ -23,6 +24,7 @@ pub mod config;
 pub mod connection;
 pub mod context;
 pub mod demo;
+pub mod registry;
 pub mod runtime;
 pub mod serialize;
 pub mod service;

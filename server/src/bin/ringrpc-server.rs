@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use ringrpc_codec::Limits;
 use ringrpc_server::config::CpuList;
+use ringrpc_server::registry::{Node, Registration, RegistrationOptions, ServiceEntry};
 use ringrpc_server::{demo, IoDriver, Server, ServerConfig, Shutdown};
 
 #[global_allocator]
@@ -46,7 +47,27 @@ struct Args {
     /// Seconds a graceful shutdown may take (SIGINT/SIGTERM).
     #[arg(long, default_value_t = 10.0)]
     grace: f64,
+    /// Register in etcd v3 at these members (HOST:PORT, comma-separated) so Go clients find us.
+    #[arg(long, value_delimiter = ',', value_name = "HOST:PORT")]
+    etcd: Vec<String>,
+    /// Registry key prefix, as the Go client's basePath.
+    #[arg(long, default_value = "/rpcx_test")]
+    base_path: String,
+    /// Address registered for clients to dial [default: the bound --addr; required when --addr is
+    /// 0.0.0.0 or ::].
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<SocketAddr>,
+    /// Registered metadata, a URL query string (`weight=10&group=g1`): `QUERY` for every service,
+    /// `Service:QUERY` for one (repeatable; the per-service one wins).
+    #[arg(long, value_name = "[SERVICE:]QUERY")]
+    metadata: Vec<String>,
+    /// Registry lease TTL in seconds: how long a killed server stays listed at most.
+    #[arg(long, default_value_t = 10)]
+    etcd_ttl: u64,
 }
+
+/// The services of `demo::demo_table()`, which the binary serves and registers.
+const DEMO_SERVICES: [&str; 2] = ["Arith", "Echo"];
 
 fn main() -> ExitCode {
     ringrpc_server::init_logging();
@@ -68,7 +89,7 @@ fn main() -> ExitCode {
         .max_pending_write(args.max_pending_write)
         .grace_period(Duration::from_secs_f64(args.grace.max(0.0)))
         .tcp_keepalive((args.keepalive > 0).then(|| Duration::from_secs(args.keepalive)));
-    if let Some(CpuList(cpus)) = args.cpus {
+    if let Some(CpuList(cpus)) = args.cpus.clone() {
         config = config.cpus(cpus);
     }
 
@@ -79,11 +100,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let shutdown = Shutdown::new();
-    if let Err(e) = shutdown.on_signals() {
+    // With a registry, a signal first deregisters and only then starts the workers' drain
+    // (spec 4.13), so `signals` and `shutdown` are two triggers; without one they are the same.
+    let signals = Shutdown::new();
+    if let Err(e) = signals.on_signals() {
         tracing::error!("cannot install the signal handler: {e}");
         return ExitCode::FAILURE;
     }
+    let shutdown = if args.etcd.is_empty() {
+        signals.clone()
+    } else {
+        Shutdown::new()
+    };
     let running = match Server::new(config, table).start(&shutdown) {
         Ok(running) => running,
         Err(e) => {
@@ -98,10 +126,84 @@ fn main() -> ExitCode {
         "listening on {}",
         running.local_addr()
     );
+    if !args.etcd.is_empty() {
+        let registration = match register(&args, running.local_addr()) {
+            Ok(registration) => registration,
+            Err(e) => {
+                tracing::error!("{e}");
+                shutdown.trigger();
+                let _ = running.join();
+                return ExitCode::FAILURE;
+            }
+        };
+        let shutdown = shutdown.clone();
+        std::thread::spawn(move || {
+            signals.listener().wait_blocking();
+            if let Err(e) = registration.deregister() {
+                tracing::warn!("{e}");
+            }
+            shutdown.trigger();
+        });
+    }
     if let Err(e) = running.join() {
         tracing::error!("stopped with an error: {e}");
         return ExitCode::FAILURE;
     }
     tracing::info!("shut down");
     ExitCode::SUCCESS
+}
+
+/// Starts the etcd registration of the demo services at the advertised address.
+fn register(args: &Args, bound: SocketAddr) -> Result<Registration, String> {
+    let advertise = args.advertise.unwrap_or(bound);
+    let mut services = Vec::new();
+    for name in DEMO_SERVICES {
+        let metadata = service_metadata(&args.metadata, name)?;
+        services.push(ServiceEntry::new(name, metadata).map_err(|e| e.to_string())?);
+    }
+    let node =
+        Node::tcp(advertise, services).map_err(|e| format!("{e}: pass --advertise HOST:PORT"))?;
+    etcd_registration(args, node)
+}
+
+#[cfg(feature = "etcd")]
+fn etcd_registration(args: &Args, node: Node) -> Result<Registration, String> {
+    use ringrpc_server::registry::etcd::{EtcdConfig, EtcdRegistry};
+    let config = EtcdConfig {
+        endpoints: args.etcd.clone(),
+        base_path: args.base_path.clone(),
+        ttl: Duration::from_secs(args.etcd_ttl.max(1)),
+        ..EtcdConfig::default()
+    };
+    let registry = EtcdRegistry::new(config).map_err(|e| e.to_string())?;
+    Registration::start(registry, node, RegistrationOptions::default()).map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "etcd"))]
+fn etcd_registration(_args: &Args, _node: Node) -> Result<Registration, String> {
+    Err("--etcd: this binary was built without the `etcd` feature".into())
+}
+
+/// The metadata of `service` from the `--metadata` flags: the last `service:QUERY`, else the
+/// last plain `QUERY`, else empty.
+fn service_metadata(flags: &[String], service: &str) -> Result<String, String> {
+    let mut common = None;
+    let mut own = None;
+    for flag in flags {
+        match flag.split_once(':') {
+            // A colon before any `=` names a service; one after it is part of a value.
+            Some((name, query)) if !name.contains(['=', '&']) => {
+                if !DEMO_SERVICES.contains(&name) {
+                    return Err(format!(
+                        "--metadata {flag}: no service {name:?} (serving {DEMO_SERVICES:?})"
+                    ));
+                }
+                if name == service {
+                    own = Some(query.to_string());
+                }
+            }
+            _ => common = Some(flag.clone()),
+        }
+    }
+    Ok(own.or(common).unwrap_or_default())
 }
