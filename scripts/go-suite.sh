@@ -77,6 +77,8 @@ elif [[ -x "$root/target/debug/ringrpc-server" ]]; then
 	ringrpc_bin=$root/target/debug/ringrpc-server
 fi
 [[ -z "$markdown" || "$markdown" == /* ]] || markdown=$PWD/$markdown
+# The etcd cases start the binary from the suite's own directory: make the path absolute.
+[[ -z "$ringrpc_bin" || "$ringrpc_bin" == /* ]] || ringrpc_bin=$PWD/$ringrpc_bin
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/go-suite.XXXXXX")
 pids=()

@@ -58,6 +58,9 @@ struct Args {
     /// Keep only servers of this metadata group, with --etcd (Go's Option.Group).
     #[arg(long, requires = "etcd")]
     group: Option<String>,
+    /// Print the servers that would be loaded (one address a line) and exit.
+    #[arg(long)]
+    list_servers: bool,
     /// Load threads, one monoio runtime each [default: the number of --cpus, else 1].
     #[arg(long)]
     threads: Option<usize>,
@@ -159,6 +162,12 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<ExitCode, String> {
     let servers = servers(&args)?;
+    if args.list_servers {
+        for server in &servers {
+            println!("{server}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let cpus = args.cpus.as_deref().map(parse_cpus).transpose()?;
     let threads = args
         .threads

@@ -144,7 +144,7 @@ impl Node {
             .metadata
             .split('&')
             .filter(|pair| !pair.is_empty())
-            .filter(|pair| self.active_or_not_state(pair))
+            .filter(|pair| self.keeps(pair))
             .collect();
         if !self.active {
             pairs.push("state=inactive");
@@ -152,9 +152,9 @@ impl Node {
         pairs.join("&")
     }
 
-    /// While inactive, any `state=…` of the service's own metadata gives way to ours; while
-    /// active, the service's own `state` is kept (it may say `inactive` on purpose).
-    fn active_or_not_state(&self, pair: &str) -> bool {
+    /// Whether a pair of the service's own metadata is written: while inactive, its `state=…`
+    /// gives way to ours; while active, it is kept (it may say `inactive` on purpose).
+    fn keeps(&self, pair: &str) -> bool {
         self.active || !(pair == "state" || pair.starts_with("state="))
     }
 }
