@@ -3,175 +3,21 @@
 //! binary deleting its keys before it stops accepting.
 //!
 //! Without an `etcd` binary every test says why and passes, except under `CI=true`, where that is
-//! a failure (scripts/test.sh installs etcd-server).
+//! a failure (scripts/test.sh installs etcd-server). The etcd harness is `tests/etcd/mod.rs`.
 #![cfg(feature = "etcd")]
 
 mod common;
+mod etcd;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use etcd::{free_port, list, wait_for, Etcd, Kv};
 
 use ringrpc_codec::SerializeType;
 use ringrpc_server::registry::etcd::{EtcdConfig, EtcdRegistry};
 use ringrpc_server::registry::{Node, Registration, RegistrationOptions, ServiceEntry};
-
-/// One etcd member on free ports with its own data directory; killed on drop.
-struct Etcd {
-    binary: PathBuf,
-    client_port: u16,
-    peer_port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Etcd {
-    /// Starts etcd, or returns None (after printing why) when there is none outside CI.
-    fn start(test: &str) -> Option<Etcd> {
-        let binary = match find_etcd() {
-            Some(binary) => binary,
-            None if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("{test}: no etcd binary on PATH, and CI must run this test (apt-get install etcd-server)")
-            }
-            None => {
-                eprintln!("{test}: skipped: no etcd binary on PATH (apt-get install etcd-server)");
-                return None;
-            }
-        };
-        let dir = std::env::temp_dir().join(format!(
-            "ringrpc-etcd-{}-{test}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        let mut etcd = Etcd {
-            binary,
-            client_port: free_port(),
-            peer_port: free_port(),
-            dir,
-            child: None,
-        };
-        etcd.run();
-        Some(etcd)
-    }
-
-    fn endpoint(&self) -> String {
-        format!("127.0.0.1:{}", self.client_port)
-    }
-
-    /// Starts the process (again, after `kill`) on the same ports and data, and waits until it
-    /// answers.
-    fn run(&mut self) {
-        let client = format!("http://127.0.0.1:{}", self.client_port);
-        let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let child = Command::new(&self.binary)
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args(["--name", "test"])
-            .args(["--listen-client-urls", &client])
-            .args(["--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer])
-            .args(["--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("test={peer}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start etcd");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while list(&self.endpoint(), "/").is_err() {
-            assert!(Instant::now() < deadline, "etcd did not answer within 15 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGKILL: etcd crashes, its data (and leases) stay on disk.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn find_etcd() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join("etcd"))
-        .find(|candidate| candidate.is_file())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A key as read back: its value and lease.
-#[derive(Debug)]
-struct Kv {
-    key: String,
-    value: String,
-    lease: i64,
-}
-
-/// Every key under `prefix`, sorted, read with a client of our own.
-fn list(endpoint: &str, prefix: &str) -> Result<Vec<Kv>, etcd_client::Error> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let options = etcd_client::ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(1))
-            .with_timeout(Duration::from_secs(1));
-        let mut client =
-            etcd_client::Client::connect([format!("http://{endpoint}")], Some(options)).await?;
-        let response = client
-            .get(
-                prefix,
-                Some(
-                    etcd_client::GetOptions::new()
-                        .with_prefix()
-                        .with_sort(etcd_client::SortTarget::Key, etcd_client::SortOrder::Ascend),
-                ),
-            )
-            .await?;
-        Ok(response
-            .kvs()
-            .iter()
-            .map(|kv| Kv {
-                key: kv.key_str().unwrap().to_string(),
-                value: kv.value_str().unwrap().to_string(),
-                lease: kv.lease(),
-            })
-            .collect())
-    })
-}
-
-/// Polls `list` until `check` holds, for up to `within`.
-fn wait_for(endpoint: &str, prefix: &str, within: Duration, check: impl Fn(&[Kv]) -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if list(endpoint, prefix).is_ok_and(|kvs| check(&kvs)) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn node(port: u16) -> Node {
     Node::tcp(

@@ -46,6 +46,15 @@ pub enum RegistryError {
 }
 
 /// A registry backend. Every call runs on the registration thread, never on a worker.
+///
+/// How the backends of rpcx-protocol.md 10 map onto it:
+/// - etcd ([`etcd::EtcdRegistry`]): `register` grants a lease and puts the three-level keys on it,
+///   `keep_alive` renews the lease, `deregister` deletes the node keys and revokes the lease.
+/// - ZooKeeper: `register` opens a session and creates `BASE` and `BASE/Service` (persistent) and
+///   `BASE/Service/tcp@host:port` (ephemeral, the metadata as data); `keep_alive` checks the
+///   session is still connected; `deregister` deletes the node and closes the session.
+/// - Redis: `register` sets each node key with `EX` a TTL, `keep_alive` sets it again,
+///   `deregister` deletes it.
 pub trait Registry: Send + 'static {
     /// Writes every key of `node`, opening a session first if there is none. Called again after
     /// any failure and after [`Node`] changes, so it must be idempotent.
