@@ -89,7 +89,11 @@ say "etcd on $etcd_addr; servers on CPUs $server_cpus, ringrpc-bench on CPUs $cl
 
 # listed ADDR: whether etcd lists ADDR among the servers of Echo.
 listed() {
-	"$bench_bin" --etcd "$etcd_addr" --base-path "$base" --list-servers 2>/dev/null | grep -qx "$1"
+	local servers
+	# Into a variable first: `grep -q` in a pipe would stop reading early, and under pipefail the
+	# listing's SIGPIPE would read as "not listed".
+	servers=$("$bench_bin" --etcd "$etcd_addr" --base-path "$base" --list-servers 2>/dev/null) || return 1
+	grep -qx "$1" <<<"$servers"
 }
 
 client_threads=$(cpu_list_len "$client_cpus")
@@ -120,6 +124,7 @@ last=${addrs[-1]}
 last_pid=${server_pids[-1]}
 kill -9 "$last_pid"
 killed=$(date +%s.%N)
+{ wait "$last_pid"; } 2>/dev/null || true # braces: also silences bash's "Killed" notice
 while listed "$last"; do
 	sleep 0.1
 done
