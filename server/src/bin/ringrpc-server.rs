@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use ringrpc_codec::Limits;
 use ringrpc_server::config::CpuList;
-use ringrpc_server::registry::{Node, Registration, RegistrationOptions, ServiceEntry};
+use ringrpc_server::registry::{Node, Registration, ServiceEntry};
 use ringrpc_server::{demo, IoDriver, Server, ServerConfig, Shutdown};
 
 #[global_allocator]
@@ -169,6 +169,7 @@ fn register(args: &Args, bound: SocketAddr) -> Result<Registration, String> {
 #[cfg(feature = "etcd")]
 fn etcd_registration(args: &Args, node: Node) -> Result<Registration, String> {
     use ringrpc_server::registry::etcd::{EtcdConfig, EtcdRegistry};
+    use ringrpc_server::registry::RegistrationOptions;
     let config = EtcdConfig {
         endpoints: args.etcd.clone(),
         base_path: args.base_path.clone(),
