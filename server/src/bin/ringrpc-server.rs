@@ -73,6 +73,14 @@ fn main() -> ExitCode {
     ringrpc_server::init_logging();
     let args = Args::parse();
 
+    // Refused before anything binds: clients cannot dial 0.0.0.0 or ::.
+    if !args.etcd.is_empty() && args.advertise.is_none() && args.addr.ip().is_unspecified() {
+        tracing::error!(
+            "--etcd with --addr {}: pass --advertise HOST:PORT, the address clients dial",
+            args.addr
+        );
+        return ExitCode::FAILURE;
+    }
     let threads = args
         .threads
         .or_else(|| args.cpus.as_ref().map(|cpus| cpus.0.len()))
@@ -207,4 +215,25 @@ fn service_metadata(flags: &[String], service: &str) -> Result<String, String> {
         }
     }
     Ok(own.or(common).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn metadata_for_every_service_and_for_one() {
+        let f = flags(&["weight=10&group=g1", "Echo:state=inactive"]);
+        assert_eq!(service_metadata(&f, "Arith").unwrap(), "weight=10&group=g1");
+        assert_eq!(service_metadata(&f, "Echo").unwrap(), "state=inactive");
+        assert_eq!(service_metadata(&[], "Arith").unwrap(), "");
+        // A colon inside a value does not name a service.
+        let f = flags(&["tag=a:b"]);
+        assert_eq!(service_metadata(&f, "Arith").unwrap(), "tag=a:b");
+        assert!(service_metadata(&flags(&["Nope:group=a"]), "Arith").is_err());
+    }
 }
