@@ -52,7 +52,7 @@ impl Default for EtcdConfig {
 }
 
 impl EtcdConfig {
-    /// The three keys of `service` at `node`, with their values, in write order.
+    /// Every key of `node` with its value, in write order: `BASE`, then each service's two keys.
     pub fn keys(&self, node: &Node) -> Vec<(String, String)> {
         let base = &self.base_path;
         let mut keys = vec![(base.clone(), "rpcx_path".to_string())];
