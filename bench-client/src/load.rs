@@ -51,8 +51,9 @@ pub enum Stop {
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
     pub addr: SocketAddr,
-    /// A fleet of servers to load instead of `addr`: connection *i* goes to server *i mod n*, so
-    /// connections spread evenly (as a Go XClient's round robin spreads calls). Empty: `addr`.
+    /// A fleet of servers to load instead of `addr`: connections spread evenly over them (as a Go
+    /// XClient's round robin spreads calls), and each thread's connections cycle over all of them
+    /// ([`server_of`]). Empty: `addr`.
     pub fleet: Vec<SocketAddr>,
     /// Load threads (each a pinned monoio runtime).
     pub threads: usize,
@@ -104,6 +105,16 @@ impl LoadConfig {
             self.fleet.clone()
         }
     }
+}
+
+/// The server (index into [`LoadConfig::servers`]) of connection `id` out of `servers`, when
+/// connections go round robin over `threads`: thread *t* holds ids *t + jT*, and its *j*-th
+/// connection goes to server *(t + j) mod n*. So every server gets its share of connections and
+/// every thread loads every server (with plain *id mod n*, `threads == n` would tie each thread to
+/// one server, and a thread short of CPU would shortchange its server).
+pub fn server_of(id: usize, threads: usize, servers: usize) -> usize {
+    let threads = threads.max(1);
+    (id % threads + id / threads) % servers.max(1)
 }
 
 /// Why a run could not be carried out.
@@ -518,7 +529,7 @@ async fn thread_load(
     let mut per_server = vec![(0usize, 0u64); servers.len()];
     let mut streams = Vec::with_capacity(conn_ids.len());
     for id in conn_ids {
-        let server = id % servers.len();
+        let server = server_of(id, config.threads, servers.len());
         let addr = servers[server];
         match monoio::time::timeout(CONNECT_TIMEOUT, client::connect(addr)).await {
             Ok(Ok(stream)) => {
@@ -899,6 +910,33 @@ async fn read_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_spread_over_servers_and_each_thread_loads_every_server() {
+        for (conns, threads, servers) in [(12, 2, 2), (12, 2, 3), (6, 1, 3), (9, 3, 3), (7, 2, 3)] {
+            let mut per_server = vec![0; servers];
+            for t in 0..threads {
+                let mine: Vec<usize> = (t..conns)
+                    .step_by(threads)
+                    .map(|id| server_of(id, threads, servers))
+                    .collect();
+                for s in 0..servers.min(mine.len()) {
+                    assert!(
+                        mine.contains(&s),
+                        "{conns}/{threads}/{servers}: thread {t} {mine:?}"
+                    );
+                }
+                for s in mine {
+                    per_server[s] += 1;
+                }
+            }
+            let (min, max) = (per_server.iter().min(), per_server.iter().max());
+            assert!(
+                max.unwrap() - min.unwrap() <= 1,
+                "{conns}/{threads}/{servers}: {per_server:?}"
+            );
+        }
+    }
 
     fn control(budget: Option<u64>) -> Control {
         Control {

@@ -30,8 +30,8 @@ use ringrpc_bench_client::{
         ringrpc-bench --rate 50000 --slow-percent 1 --slow-ms 20 --duration 30s --json\n  \
         ringrpc-bench --addr 127.0.0.1:8972,127.0.0.1:8973 --conns 12\n  \
         ringrpc-bench --etcd 127.0.0.1:2379 --base-path /rpcx_test --service Echo\n\n\
-        A fleet (several --addr, or --etcd): connection i goes to server i mod n, and the report \
-        gives each server's requests.\n\n\
+        A fleet (several --addr, or --etcd): connections spread evenly over the servers, each \
+        thread's over all of them, and the report gives each server's requests.\n\n\
         Open loop (--rate): requests are sent at fixed intended times and latency is measured from \
         the intended time (coordinated omission corrected, as wrk2), so a stalled server shows in \
         the percentiles. The pacer spins near send times, so the client's CPUs stay busy."
