@@ -80,6 +80,7 @@ split_cpus
 
 if ((build)); then
 	say "building ringrpc-server and ringrpc-bench (release)"
+	"$root/scripts/deps.sh" protoc
 	(cd "$root" && cargo build --release -p ringrpc-server -p ringrpc-bench-client \
 		--bin ringrpc-server --bin ringrpc-bench)
 fi

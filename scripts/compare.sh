@@ -128,6 +128,7 @@ skip() {
 bench_bin=$target_dir/release/ringrpc-bench
 if ((build)); then
 	say "building ringrpc-bench and ringrpc-echo-limit (release)"
+	"$root/scripts/deps.sh" protoc
 	(cd "$root" && cargo build --release -p ringrpc-bench-client -p ringrpc-benches \
 		--bin ringrpc-bench --bin ringrpc-echo-limit)
 fi

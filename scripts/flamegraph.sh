@@ -76,6 +76,7 @@ split_cpus
 
 if ((build)); then
 	say "building ringrpc-server (profiling profile) and ringrpc-bench (release)"
+	"$root/scripts/deps.sh" protoc
 	(cd "$root" && cargo build --profile profiling -p ringrpc-server --bin ringrpc-server)
 	(cd "$root" && cargo build --release -p ringrpc-bench-client --bin ringrpc-bench)
 fi

@@ -17,6 +17,11 @@ Runs the rpcx conformance suite in server/tests/go-client with the stock Go rpcx
      --threads 1) and runs the suite with RPCX_SERVER_KIND=ringrpc; the cases for features
      ringrpc does not have yet (auth, server push, rate limit) are skipped.
 
+For the etcd cases (etcd_test.go) it starts one etcd on free 127.0.0.1 ports for both runs
+(RPCX_ETCD) and gives the suite the server binary to start fleets of (RPCX_FLEET_BIN). Without an
+etcd binary those cases are skipped, except under CI=true, where they fail (scripts/deps.sh
+installs etcd-server).
+
 Options:
   --ringrpc PATH    ringrpc server binary (default: target/release/ringrpc-server, else
                     target/debug/ringrpc-server, whichever exists; none: that part is skipped)
@@ -72,9 +77,12 @@ elif [[ -x "$root/target/debug/ringrpc-server" ]]; then
 	ringrpc_bin=$root/target/debug/ringrpc-server
 fi
 [[ -z "$markdown" || "$markdown" == /* ]] || markdown=$PWD/$markdown
+# The etcd cases start the binary from the suite's own directory: make the path absolute.
+[[ -z "$ringrpc_bin" || "$ringrpc_bin" == /* ]] || ringrpc_bin=$PWD/$ringrpc_bin
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/go-suite.XXXXXX")
 pids=()
+etcd_pid=""
 keep_work=0
 
 # stop_servers: stop every server this script started (SIGTERM: the Go server shuts down gracefully).
@@ -91,6 +99,10 @@ stop_servers() {
 
 cleanup() {
 	stop_servers
+	if [[ -n "$etcd_pid" ]]; then
+		kill "$etcd_pid" 2>/dev/null || true
+		wait "$etcd_pid" 2>/dev/null || true
+	fi
 	if [[ $keep_work == 1 ]]; then
 		echo "go-suite: logs kept in $work"
 	else
@@ -174,6 +186,46 @@ start_ringrpc() {
 	exit 1
 }
 
+# start_etcd: start etcd on two free ports with its data in $work; sets RPCX_ETCD, or leaves it
+# unset (saying why) when there is no etcd binary.
+start_etcd() {
+	local bin port peer try i
+	bin=$(command -v etcd || true)
+	if [[ -z "$bin" ]]; then
+		echo "go-suite: no etcd binary: the etcd cases will be skipped (scripts/deps.sh etcd installs etcd-server)"
+		return 0
+	fi
+	for ((try = 0; try < 5; try++)); do
+		port=$((20000 + RANDOM % 40000))
+		peer=$((port + 1))
+		if port_open "$port" || port_open "$peer"; then
+			continue
+		fi
+		"$bin" --name go-suite --data-dir "$work/etcd-data" \
+			--listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
+			--listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+			--initial-cluster "go-suite=http://127.0.0.1:$peer" >"$work/etcd.log" 2>&1 &
+		etcd_pid=$!
+		for ((i = 0; i < 200; i++)); do
+			if port_open "$port"; then
+				export RPCX_ETCD=127.0.0.1:$port
+				echo "go-suite: etcd ($("$bin" --version | head -n 1)) on $RPCX_ETCD"
+				return 0
+			fi
+			kill -0 "$etcd_pid" 2>/dev/null || break
+			sleep 0.05
+		done
+		kill "$etcd_pid" 2>/dev/null || true
+		wait "$etcd_pid" 2>/dev/null || true
+		etcd_pid=""
+		rm -rf "$work/etcd-data"
+	done
+	echo "go-suite: etcd did not start; last lines of its log:" >&2
+	tail -n 20 "$work/etcd.log" >&2 || true
+	keep_work=1
+	exit 1
+}
+
 # run_suite KIND MARKDOWN: run the suite with the RPCX_* variables already exported.
 run_suite() {
 	local kind=$1 md=$2 status=0
@@ -207,6 +259,7 @@ mkdir -p "$root/target/go"
 echo "go-suite: built target/go/go-rpcx-server in $(since "$t1") s"
 
 failed=()
+start_etcd
 
 # ---- the Go reference server: every case must pass ----
 t2=$(now)
@@ -223,6 +276,7 @@ go_rate_addr=$addr
 export RPCX_ADDR=$go_addr RPCX_ADDR2=$go_addr2
 export RPCX_AUTH_ADDR=$go_auth_addr RPCX_AUTH_TOKEN=$auth_token
 export RPCX_RATE_ADDR=$go_rate_addr RPCX_RATE=$rate
+export RPCX_FLEET_BIN=$root/target/go/go-rpcx-server
 run_suite go "$work/go.md" || failed+=("Go rpcx")
 echo "go-suite: Go rpcx run took $(since "$t2") s"
 stop_servers
@@ -236,6 +290,7 @@ if [[ -n "$ringrpc_bin" ]]; then
 	rr_addr2=$addr
 	export RPCX_ADDR=$rr_addr RPCX_ADDR2=$rr_addr2
 	unset RPCX_AUTH_ADDR RPCX_AUTH_TOKEN RPCX_RATE_ADDR RPCX_RATE
+	export RPCX_FLEET_BIN=$ringrpc_bin
 	run_suite ringrpc "$work/ringrpc.md" || failed+=("ringrpc")
 	echo "go-suite: ringrpc run took $(since "$t3") s"
 else

@@ -10,6 +10,7 @@
 #   cpu_list_len  the number of CPUs in a list like 0-3,6
 #   request_args  ringrpc-bench's arguments for the request of a standard load (echo, arith-json,
 #                 hello), so that every script sends the same bytes
+#   start_etcd    start a one-member etcd on free 127.0.0.1 ports (stop_etcd stops it)
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$root/target}
@@ -164,4 +165,43 @@ print(v)' "$json" "$path"
 		local key=${path##*.}
 		sed -n "s/.*\"$key\":\([^,}]*\).*/\1/p" <<<"$json" | head -n 1
 	fi
+}
+
+# start_etcd DIR: start a one-member etcd with its data in DIR on two free 127.0.0.1 ports; wait
+# until it accepts connections. Sets etcd_addr (HOST:PORT) and etcd_pid. Dies if it cannot.
+start_etcd() {
+	local dir=$1 port peer try i
+	need etcd "install etcd-server (scripts/deps.sh etcd)"
+	for ((try = 0; try < 5; try++)); do
+		port=$((20000 + RANDOM % 40000))
+		peer=$((port + 1))
+		if port_open "$port" || port_open "$peer"; then
+			continue
+		fi
+		etcd --name fleet --data-dir "$dir/etcd-data" \
+			--listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
+			--listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+			--initial-cluster "fleet=http://127.0.0.1:$peer" >"$dir/etcd.log" 2>&1 &
+		etcd_pid=$!
+		for ((i = 0; i < 200; i++)); do
+			if port_open "$port"; then
+				etcd_addr=127.0.0.1:$port
+				return 0
+			fi
+			kill -0 "$etcd_pid" 2>/dev/null || break
+			sleep 0.05
+		done
+		stop_etcd
+		rm -rf "$dir/etcd-data"
+	done
+	tail -n 5 "$dir/etcd.log" >&2 || true
+	die "etcd did not start (log: $dir/etcd.log)"
+}
+
+# stop_etcd: stop the etcd that start_etcd started, if any.
+stop_etcd() {
+	[[ -n "${etcd_pid:-}" ]] || return 0
+	kill "$etcd_pid" 2>/dev/null || true
+	wait "$etcd_pid" 2>/dev/null || true
+	etcd_pid=""
 }

@@ -6,7 +6,7 @@ usage() {
 	cat <<'USAGE'
 Usage: scripts/test.sh [--help]
 
-Runs, in order:
+Runs, in order (after installing protoc and etcd-server with apt when missing: scripts/deps.sh):
   1. cargo test --workspace            unit, property, end-to-end and smoke tests of every crate;
   2. scripts/rpcx-rs-client.sh         the rpcx-rs client (crates.io) against a fresh ringrpc-server;
   3. scripts/go-suite.sh               the stock Go rpcx client suite against the Go rpcx server
@@ -31,6 +31,9 @@ esac
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 started=$(date +%s)
+
+echo "== system tools: protoc (etcd client build), etcd (registry tests)"
+scripts/deps.sh protoc etcd
 
 echo "== cargo test --workspace"
 cargo test --workspace

@@ -15,9 +15,12 @@
 //! - [`progress`]: the once-a-second progress line.
 //! - [`runtime`]: CPU lists, pinning, and the monoio driver (io_uring, or epoll as fallback).
 //! - [`event`]: wake-ups between the tasks of one thread.
+//! - [`discovery`]: finding a fleet in etcd as a Go XClient does (feature `etcd`).
 
 pub mod benchmark_message;
 pub mod client;
+#[cfg(feature = "etcd")]
+pub mod discovery;
 pub mod event;
 pub mod load;
 pub mod pacer;
@@ -27,6 +30,6 @@ pub mod runtime;
 pub mod workload;
 
 pub use load::{LoadConfig, LoadError, LoadRun, Stop};
-pub use report::{ErrorKind, Report, RunInfo};
+pub use report::{ErrorKind, Report, RunInfo, ServerShare};
 pub use runtime::Io;
 pub use workload::{Serialization, SlowMix, Workload, WorkloadSpec};

@@ -34,7 +34,7 @@ use ringrpc_codec::{MessageStatus, ERROR_KEY};
 use crate::client::{self, Outbox, Window};
 use crate::event::Event;
 use crate::pacer::{Clock, Pacer};
-use crate::report::{ErrorKind, Recorder, Report, RunInfo};
+use crate::report::{ErrorKind, Recorder, Report, RunInfo, ServerShare};
 use crate::runtime::{self, Io};
 use crate::workload::Workload;
 
@@ -51,6 +51,10 @@ pub enum Stop {
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
     pub addr: SocketAddr,
+    /// A fleet of servers to load instead of `addr`: connections spread evenly over them (as a Go
+    /// XClient's round robin spreads calls), and each thread's connections cycle over all of them
+    /// ([`server_of`]). Empty: `addr`.
+    pub fleet: Vec<SocketAddr>,
     /// Load threads (each a pinned monoio runtime).
     pub threads: usize,
     /// CPUs to pin the threads to, round robin; none to leave them unpinned.
@@ -76,6 +80,7 @@ impl Default for LoadConfig {
     fn default() -> Self {
         LoadConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8972)),
+            fleet: Vec::new(),
             threads: 1,
             cpus: None,
             conns: 10,
@@ -89,6 +94,27 @@ impl Default for LoadConfig {
             read_size: 64 * 1024,
         }
     }
+}
+
+impl LoadConfig {
+    /// The servers loaded: the fleet, or `addr` alone.
+    pub fn servers(&self) -> Vec<SocketAddr> {
+        if self.fleet.is_empty() {
+            vec![self.addr]
+        } else {
+            self.fleet.clone()
+        }
+    }
+}
+
+/// The server (index into [`LoadConfig::servers`]) of connection `id` out of `servers`, when
+/// connections go round robin over `threads`: thread *t* holds ids *t + jT*, and its *j*-th
+/// connection goes to server *(t + j) mod n*. So every server gets its share of connections and
+/// every thread loads every server (with plain *id mod n*, `threads == n` would tie each thread to
+/// one server, and a thread short of CPU would shortchange its server).
+pub fn server_of(id: usize, threads: usize, servers: usize) -> usize {
+    let threads = threads.max(1);
+    (id % threads + id / threads) % servers.max(1)
 }
 
 /// Why a run could not be carried out.
@@ -169,6 +195,8 @@ pub struct Progress {
 struct ThreadResult {
     recorder: Recorder,
     conns: usize,
+    /// Connections and measured replies per server of [`LoadConfig::servers`].
+    per_server: Vec<(usize, u64)>,
     /// When the thread stopped sending (run clock).
     sending_ended_ns: u64,
 }
@@ -272,6 +300,16 @@ impl LoadRun {
     pub fn finish(self, mut info: RunInfo) -> Result<Report, LoadError> {
         let mut recorder = Recorder::new();
         let mut conns = 0;
+        let mut servers: Vec<ServerShare> = self
+            .config
+            .servers()
+            .into_iter()
+            .map(|addr| ServerShare {
+                addr,
+                conns: 0,
+                requests: 0,
+            })
+            .collect();
         let mut sending_ended_ns = 0;
         let mut failure = None;
         for handle in self.threads {
@@ -279,6 +317,10 @@ impl LoadRun {
                 Ok(Ok(result)) => {
                     recorder.merge(&result.recorder);
                     conns += result.conns;
+                    for (share, (conns, requests)) in servers.iter_mut().zip(&result.per_server) {
+                        share.conns += conns;
+                        share.requests += requests;
+                    }
                     sending_ended_ns = sending_ended_ns.max(result.sending_ended_ns);
                 }
                 Ok(Err(e)) => failure = Some(LoadError::Thread(e)),
@@ -306,10 +348,15 @@ impl LoadRun {
         info.rate = config.rate;
         info.io = runtime::resolve(config.io).name().to_string();
         info.warmup_s = config.warmup.as_secs_f64();
-        info.addr = config.addr.to_string();
+        info.addr = servers
+            .iter()
+            .map(|s| s.addr.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         Ok(Report {
             info,
             recorder,
+            servers,
             duration_s: end_ns.saturating_sub(warmup_ns) as f64 / 1e9,
             interrupted: self.control.stopped(),
         })
@@ -370,6 +417,8 @@ struct ThreadState {
     /// Connections of the whole run (for open-loop phases).
     total_conns: usize,
     conns: RefCell<Vec<Rc<ConnState>>>,
+    /// Measured successful replies per server (index into [`LoadConfig::servers`]).
+    replies_per_server: RefCell<Vec<u64>>,
     writers_active: Cell<usize>,
     readers_active: Cell<usize>,
     readers_done: Event,
@@ -425,6 +474,8 @@ impl ThreadState {
 
 /// What the writer and the reader of one connection share.
 struct ConnState {
+    /// Index of its server in [`LoadConfig::servers`].
+    server: usize,
     window: RefCell<Window>,
     /// The window has room again (or the writer should re-check whether to stop).
     room: Event,
@@ -442,8 +493,9 @@ struct ConnState {
 }
 
 impl ConnState {
-    fn new(inflight: usize) -> Self {
+    fn new(inflight: usize, server: usize) -> Self {
         ConnState {
+            server,
             window: RefCell::new(Window::new(inflight)),
             room: Event::new(),
             reader_wake: Event::new(),
@@ -473,13 +525,20 @@ async fn thread_load(
     barrier: Arc<Barrier>,
 ) -> ThreadResult {
     let mut recorder = Recorder::new();
+    let servers = config.servers();
+    let mut per_server = vec![(0usize, 0u64); servers.len()];
     let mut streams = Vec::with_capacity(conn_ids.len());
     for id in conn_ids {
-        match monoio::time::timeout(CONNECT_TIMEOUT, client::connect(config.addr)).await {
-            Ok(Ok(stream)) => streams.push((id, stream)),
-            Ok(Err(e)) => recorder.error(ErrorKind::Connect, 1, || format!("{}: {e}", config.addr)),
+        let server = server_of(id, config.threads, servers.len());
+        let addr = servers[server];
+        match monoio::time::timeout(CONNECT_TIMEOUT, client::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                per_server[server].0 += 1;
+                streams.push((id, server, stream));
+            }
+            Ok(Err(e)) => recorder.error(ErrorKind::Connect, 1, || format!("{addr}: {e}")),
             Err(_) => recorder.error(ErrorKind::Connect, 1, || {
-                format!("{}: no answer within {CONNECT_TIMEOUT:?}", config.addr)
+                format!("{addr}: no answer within {CONNECT_TIMEOUT:?}")
             }),
         }
     }
@@ -507,6 +566,7 @@ async fn thread_load(
         warmup_ns,
         total_conns,
         conns: RefCell::new(Vec::new()),
+        replies_per_server: RefCell::new(vec![0; servers.len()]),
         writers_active: Cell::new(streams.len()),
         readers_active: Cell::new(streams.len()),
         readers_done: Event::new(),
@@ -514,8 +574,8 @@ async fn thread_load(
         sending_ended_ns: Cell::new(0),
     });
     let conns = streams.len();
-    for (id, stream) in streams {
-        let conn = Rc::new(ConnState::new(state.config.inflight));
+    for (id, server, stream) in streams {
+        let conn = Rc::new(ConnState::new(state.config.inflight, server));
         state.conns.borrow_mut().push(conn.clone());
         let (reader, writer) = stream.into_split();
         monoio::spawn(write_loop(state.clone(), conn.clone(), writer, id));
@@ -552,9 +612,13 @@ async fn thread_load(
 
     let sending_ended_ns = state.sending_ended_ns.get();
     let recorder = state.recorder.replace(Recorder::new());
+    for (share, replies) in per_server.iter_mut().zip(state.replies_per_server.take()) {
+        share.1 = replies;
+    }
     ThreadResult {
         recorder,
         conns,
+        per_server,
         sending_ended_ns,
     }
 }
@@ -742,7 +806,7 @@ async fn read_loop(
 
         let now = state.clock().now_ns();
         let mut window = conn.window.borrow_mut();
-        let (mut replies, mut errors) = (0u64, 0u64);
+        let (mut replies, mut errors, mut measured) = (0u64, 0u64, 0u64);
         let mut broken = false;
         loop {
             let (header, len) = match inbox.peek() {
@@ -805,9 +869,11 @@ async fn read_loop(
             }
             if request.measured {
                 rec.success(now.saturating_sub(request.start_ns), now);
+                measured += 1;
             }
         }
         drop(window);
+        state.replies_per_server.borrow_mut()[conn.server] += measured;
         let counters = state.counters();
         counters.replies.fetch_add(replies, Ordering::Relaxed);
         if errors > 0 {
@@ -844,6 +910,33 @@ async fn read_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_spread_over_servers_and_each_thread_loads_every_server() {
+        for (conns, threads, servers) in [(12, 2, 2), (12, 2, 3), (6, 1, 3), (9, 3, 3), (7, 2, 3)] {
+            let mut per_server = vec![0; servers];
+            for t in 0..threads {
+                let mine: Vec<usize> = (t..conns)
+                    .step_by(threads)
+                    .map(|id| server_of(id, threads, servers))
+                    .collect();
+                for s in 0..servers.min(mine.len()) {
+                    assert!(
+                        mine.contains(&s),
+                        "{conns}/{threads}/{servers}: thread {t} {mine:?}"
+                    );
+                }
+                for s in mine {
+                    per_server[s] += 1;
+                }
+            }
+            let (min, max) = (per_server.iter().min(), per_server.iter().max());
+            assert!(
+                max.unwrap() - min.unwrap() <= 1,
+                "{conns}/{threads}/{servers}: {per_server:?}"
+            );
+        }
+    }
 
     fn control(budget: Option<u64>) -> Control {
         Control {

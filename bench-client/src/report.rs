@@ -185,11 +185,21 @@ pub struct RunInfo {
     pub slow_percent: Option<f64>,
 }
 
+/// One server's part of a run: its connections and the measured requests it answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerShare {
+    pub addr: std::net::SocketAddr,
+    pub conns: usize,
+    pub requests: u64,
+}
+
 /// The merged result of a run.
 #[derive(Debug, Clone)]
 pub struct Report {
     pub info: RunInfo,
     pub recorder: Recorder,
+    /// Per server, in the order given (one entry without a fleet).
+    pub servers: Vec<ServerShare>,
     /// The measured period, in seconds (after warm-up).
     pub duration_s: f64,
     /// True if the run was cut short (Ctrl-C).
@@ -280,6 +290,11 @@ impl Report {
             "throughput_rps": round3(self.throughput_rps()),
             "latency_us": latency,
             "interrupted": self.interrupted,
+            "servers": self.servers.iter().map(|s| json!({
+                "addr": s.addr.to_string(),
+                "conns": s.conns,
+                "requests": s.requests,
+            })).collect::<Vec<_>>(),
         })
     }
 
@@ -342,6 +357,19 @@ impl Report {
             format_us(self.max_us()),
             format_us(self.mean_us())
         );
+        if self.servers.len() > 1 {
+            let total = self.servers.iter().map(|s| s.requests).sum::<u64>().max(1);
+            for s in &self.servers {
+                let _ = writeln!(
+                    out,
+                    "  server {:<21} {:>12} requests ({:>5.1} %), {} conns",
+                    s.addr,
+                    group(s.requests),
+                    s.requests as f64 * 100.0 / total as f64,
+                    s.conns
+                );
+            }
+        }
         out
     }
 
@@ -434,6 +462,7 @@ mod tests {
             rec.success(us * 1000, i as u64);
         }
         Report {
+            servers: Vec::new(),
             info: RunInfo {
                 target: "Echo.Echo".into(),
                 ..RunInfo::default()

@@ -283,3 +283,39 @@ fn frames_larger_than_the_read_buffers_survive_both_ends() {
     assert_eq!(report.requests(), 200);
     assert_eq!(report.errors(), 0, "{:?}", report.recorder.first_error());
 }
+
+#[test]
+fn fleet_spreads_connections_and_counts_each_server() {
+    let fleet = vec![
+        common::echo_limit(),
+        common::echo_limit(),
+        common::echo_limit(),
+    ];
+    let config = LoadConfig {
+        fleet: fleet.clone(),
+        conns: 6,
+        threads: 2,
+        stop: Stop::Requests(9_000),
+        verify: true,
+        ..quick(fleet[0])
+    };
+    let report = load(config, &WorkloadSpec::default());
+    assert_eq!(report.errors(), 0, "{:?}", report.recorder.first_error());
+    let addrs: Vec<_> = report.servers.iter().map(|s| s.addr).collect();
+    assert_eq!(addrs, fleet);
+    assert!(
+        report.servers.iter().all(|s| s.conns == 2),
+        "{:?}",
+        report.servers
+    );
+    assert!(
+        report.servers.iter().all(|s| s.requests > 0),
+        "{:?}",
+        report.servers
+    );
+    let total: u64 = report.servers.iter().map(|s| s.requests).sum();
+    assert_eq!(total, report.requests());
+    assert!(report
+        .render_text()
+        .contains(&format!("server {}", fleet[2])));
+}

@@ -11,6 +11,7 @@
 //! - [`serialize`]: raw, JSON, MsgPack and Protobuf payload codecs.
 //! - [`context`]: what a handler knows about its request.
 //! - [`config`]: settings with defaults; [`shutdown`]: the shutdown signal.
+//! - [`registry`]: registration in etcd (feature `etcd`) so Go clients discover the server.
 //! - [`demo`]: the services of the binary.
 //! - `cli` (feature `cli`, on by default; off for library users who bring their own): logging set-up
 //!   for the binaries.
@@ -37,6 +38,7 @@ pub mod context;
 pub mod demo;
 pub mod demo_hello;
 pub mod interceptor;
+pub mod registry;
 pub mod runtime;
 pub mod serialize;
 pub mod service;

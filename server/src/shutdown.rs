@@ -74,4 +74,9 @@ impl ShutdownListener {
         // Nothing is ever sent: the only way out is the sender being dropped.
         let _ = self.receiver.recv_async().await;
     }
+
+    /// Blocks the calling thread until shutdown is triggered (for threads outside any runtime).
+    pub fn wait_blocking(&self) {
+        let _ = self.receiver.recv();
+    }
 }

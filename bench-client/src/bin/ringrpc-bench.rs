@@ -28,15 +28,40 @@ use ringrpc_bench_client::{
         ringrpc-bench --cpus 1 --conns 10 --inflight 32 --duration 10s\n  \
         ringrpc-bench --target Arith.Mul --serialize json --verify --requests 100000\n  \
         ringrpc-bench --target Hello.Say --serialize protobuf --verify (rpcx-benchmark's load)\n  \
-        ringrpc-bench --rate 50000 --slow-percent 1 --slow-ms 20 --duration 30s --json\n\n\
+        ringrpc-bench --rate 50000 --slow-percent 1 --slow-ms 20 --duration 30s --json\n  \
+        ringrpc-bench --addr 127.0.0.1:8972,127.0.0.1:8973 --conns 12\n  \
+        ringrpc-bench --etcd 127.0.0.1:2379 --base-path /rpcx_test --service Echo\n\n\
+        A fleet (several --addr, or --etcd): connections spread evenly over the servers, each \
+        thread's over all of them, and the report gives each server's requests.\n\n\
         Open loop (--rate): requests are sent at fixed intended times and latency is measured from \
         the intended time (coordinated omission corrected, as wrk2), so a stalled server shows in \
         the percentiles. The pacer spins near send times, so the client's CPUs stay busy."
 )]
 struct Args {
-    /// Server address.
-    #[arg(long, default_value = "127.0.0.1:8972")]
-    addr: String,
+    /// Server address; several (comma-separated or repeated) load a fleet.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:8972")]
+    addr: Vec<String>,
+    /// Find the servers in etcd (HOST:PORT of its members) instead of --addr, as a Go XClient
+    /// with rpcx-etcd does: active servers of --service under --base-path.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "HOST:PORT",
+        conflicts_with = "addr"
+    )]
+    etcd: Vec<String>,
+    /// Registry key prefix (the Go client's basePath), with --etcd.
+    #[arg(long, default_value = "/rpcx_test", requires = "etcd")]
+    base_path: String,
+    /// Service path to discover, with --etcd [default: the service of --target].
+    #[arg(long, requires = "etcd")]
+    service: Option<String>,
+    /// Keep only servers of this metadata group, with --etcd (Go's Option.Group).
+    #[arg(long, requires = "etcd")]
+    group: Option<String>,
+    /// Print the servers that would be loaded (one address a line) and exit.
+    #[arg(long)]
+    list_servers: bool,
     /// Load threads, one monoio runtime each [default: the number of --cpus, else 1].
     #[arg(long)]
     threads: Option<usize>,
@@ -139,7 +164,13 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<ExitCode, String> {
-    let addr = resolve(&args.addr)?;
+    let servers = servers(&args)?;
+    if args.list_servers {
+        for server in &servers {
+            println!("{server}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let cpus = args.cpus.as_deref().map(parse_cpus).transpose()?;
     let threads = args
         .threads
@@ -179,7 +210,12 @@ fn run(args: Args) -> Result<ExitCode, String> {
         ..RunInfo::default()
     };
     let config = LoadConfig {
-        addr,
+        addr: servers[0],
+        fleet: if servers.len() > 1 {
+            servers
+        } else {
+            Vec::new()
+        },
         threads,
         cpus,
         conns: args.conns,
@@ -254,6 +290,53 @@ fn install_ctrl_c(stop: impl Fn() + Send + Sync + 'static) {
             std::process::exit(130);
         }
     });
+}
+
+/// The servers to load: `--addr` values, or what `--etcd` lists.
+fn servers(args: &Args) -> Result<Vec<SocketAddr>, String> {
+    if args.etcd.is_empty() {
+        return args.addr.iter().map(|a| resolve(a)).collect();
+    }
+    discover(args)
+}
+
+#[cfg(feature = "etcd")]
+fn discover(args: &Args) -> Result<Vec<SocketAddr>, String> {
+    use ringrpc_bench_client::discovery::{self, EtcdQuery};
+    let service = match &args.service {
+        Some(service) => service.clone(),
+        None => args
+            .target
+            .split_once('.')
+            .map(|(service, _)| service.to_string())
+            .ok_or_else(|| format!("--target {:?} is not Service.Method", args.target))?,
+    };
+    let query = EtcdQuery {
+        endpoints: args.etcd.clone(),
+        base_path: args.base_path.clone(),
+        service,
+        group: args.group.clone(),
+    };
+    let found = discovery::discover(&query).map_err(|e| e.to_string())?;
+    if !args.quiet {
+        eprintln!(
+            "ringrpc-bench: {} server{} of {} in etcd: {}",
+            found.len(),
+            if found.len() == 1 { "" } else { "s" },
+            query.service,
+            found
+                .iter()
+                .map(|d| d.addr.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(found.into_iter().map(|d| d.addr).collect())
+}
+
+#[cfg(not(feature = "etcd"))]
+fn discover(_args: &Args) -> Result<Vec<SocketAddr>, String> {
+    Err("--etcd: this ringrpc-bench was built without the `etcd` feature".into())
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr, String> {

@@ -3,7 +3,8 @@
 // suite (server/tests/go-client, scripts/go-suite.sh) and as the peer in benchmarks.
 //
 // It prints one line "listening on ADDR" once the socket is bound, and shuts down gracefully on
-// SIGINT or SIGTERM.
+// SIGINT or SIGTERM. With -etcd it registers its services in etcd through rpcx-etcd's own plugin
+// (v0.5.0), as a Go deployment does; Shutdown unregisters them before it drains.
 package main
 
 import (
@@ -16,9 +17,11 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
+	etcdplugin "github.com/rpcxio/rpcx-etcd/serverplugin"
 	"github.com/smallnest/rpcx/protocol"
 	"github.com/smallnest/rpcx/server"
 	"github.com/smallnest/rpcx/serverplugin"
@@ -29,17 +32,35 @@ func main() {
 	procs := flag.Int("procs", 0, "GOMAXPROCS; 0 keeps the Go default")
 	authToken := flag.String("auth-token", "", "when set, every request must carry this __AUTH token")
 	rate := flag.Int64("rate", 0, "requests per second before rpcx refuses with a rate-limit error; 0 = off")
+	etcd := flag.String("etcd", "", "register in etcd v3 at these members (HOST:PORT, comma-separated)")
+	basePath := flag.String("base-path", "/rpcx_test", "registry key prefix (the client's basePath)")
+	metadata := flag.String("metadata", "", "metadata registered with every service, a URL query string (weight=10&group=g1)")
 	flag.Parse()
 
 	if *procs > 0 {
 		runtime.GOMAXPROCS(*procs)
 	}
-	if err := run(*addr, *authToken, *rate); err != nil {
+	reg := registry{basePath: *basePath, metadata: *metadata}
+	if *etcd != "" {
+		reg.etcd = strings.Split(*etcd, ",")
+	}
+	if err := run(*addr, *authToken, *rate, reg); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(addr, authToken string, rate int64) error {
+// registry says where to register the services; no etcd members: nowhere.
+type registry struct {
+	etcd     []string
+	basePath string
+	metadata string
+}
+
+// etcdUpdateInterval is how often rpcx-etcd's plugin re-puts a node key that has gone missing. It
+// is not the lease TTL: the plugin's lease is 30 s whatever this says.
+const etcdUpdateInterval = 5 * time.Second
+
+func run(addr, authToken string, rate int64, reg registry) error {
 	s := server.NewServer()
 	if authToken != "" {
 		s.AuthFunc = func(ctx context.Context, req *protocol.Message, token string) error {
@@ -54,23 +75,36 @@ func run(addr, authToken string, rate int64) error {
 		// `rate` requests passes, the rest get "request reached rate limit" (rpcx-protocol.md 4.10).
 		s.Plugins.Add(serverplugin.NewReqRateLimitingPlugin(time.Second/time.Duration(rate), rate, false))
 	}
-	if err := s.RegisterName("Arith", new(Arith), ""); err != nil {
-		return err
-	}
-	if err := s.RegisterName("Echo", new(Echo), ""); err != nil {
-		return err
-	}
-	if err := s.RegisterName("Push", &Push{srv: s}, ""); err != nil {
-		return err
-	}
-	if err := s.RegisterName("Hello", new(Hello), ""); err != nil {
-		return err
-	}
-
 	// Listen here rather than in Serve so that "listening on" is printed only once the port is bound,
-	// and with the real port when addr ends in :0.
+	// and with the real port when addr ends in :0 (which the registry needs before any service).
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		return err
+	}
+	if len(reg.etcd) > 0 {
+		// As rpcx-etcd's README: the plugin is added before the services, which it registers one
+		// RegisterName call late (its last service waits for the first UpdateInterval).
+		p := &etcdplugin.EtcdV3RegisterPlugin{
+			ServiceAddress: "tcp@" + ln.Addr().String(),
+			EtcdServers:    reg.etcd,
+			BasePath:       reg.basePath,
+			UpdateInterval: etcdUpdateInterval,
+		}
+		if err := p.Start(); err != nil {
+			return err
+		}
+		s.Plugins.Add(p)
+	}
+	if err := s.RegisterName("Arith", new(Arith), reg.metadata); err != nil {
+		return err
+	}
+	if err := s.RegisterName("Echo", new(Echo), reg.metadata); err != nil {
+		return err
+	}
+	if err := s.RegisterName("Push", &Push{srv: s}, reg.metadata); err != nil {
+		return err
+	}
+	if err := s.RegisterName("Hello", new(Hello), reg.metadata); err != nil {
 		return err
 	}
 	fmt.Printf("listening on %s\n", ln.Addr())

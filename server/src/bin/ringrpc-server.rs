@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use ringrpc_codec::Limits;
-use ringrpc_server::{demo, CpuList, IoDriver, Server, ServerConfig, Shutdown};
+use ringrpc_server::registry::{Node, Registration, ServiceEntry};
+use ringrpc_server::{demo, CpuList, IoDriver, Server, ServerConfig, Shutdown, WorkerId};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -46,12 +47,37 @@ struct Args {
     /// Seconds a graceful shutdown may take (SIGINT/SIGTERM).
     #[arg(long, alias = "grace", default_value_t = 10.0)]
     grace_period: f64,
+    /// Register in etcd v3 at these members (HOST:PORT, comma-separated) so Go clients find us.
+    #[arg(long, value_delimiter = ',', value_name = "HOST:PORT")]
+    etcd: Vec<String>,
+    /// Registry key prefix, as the Go client's basePath.
+    #[arg(long, default_value = "/rpcx_test")]
+    base_path: String,
+    /// Address registered for clients to dial [default: the bound --addr; required when --addr is
+    /// 0.0.0.0 or ::].
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<SocketAddr>,
+    /// Registered metadata, a URL query string (`weight=10&group=g1`): `QUERY` for every service,
+    /// `Service:QUERY` for one (repeatable; the per-service one wins).
+    #[arg(long, value_name = "[SERVICE:]QUERY")]
+    metadata: Vec<String>,
+    /// Registry lease TTL in seconds: how long a killed server stays listed at most.
+    #[arg(long, default_value_t = 10)]
+    etcd_ttl: u64,
 }
 
 fn main() -> ExitCode {
     ringrpc_server::cli::init_logging();
     let args = Args::parse();
 
+    // Refused before anything binds: clients cannot dial 0.0.0.0 or ::.
+    if !args.etcd.is_empty() && args.advertise.is_none() && args.addr.ip().is_unspecified() {
+        tracing::error!(
+            "--etcd with --addr {}: pass --advertise HOST:PORT, the address clients dial",
+            args.addr
+        );
+        return ExitCode::FAILURE;
+    }
     let mut config = ServerConfig::default()
         .addr(args.addr)
         .io(args.io)
@@ -66,16 +92,31 @@ fn main() -> ExitCode {
     if let Some(threads) = args.threads {
         config = config.threads(threads);
     }
-    if let Some(CpuList(cpus)) = args.cpus {
+    if let Some(CpuList(cpus)) = args.cpus.clone() {
         config = config.cpus(cpus);
     }
     let threads = config.worker_count();
 
-    let shutdown = Shutdown::new();
-    if let Err(e) = shutdown.on_signals() {
+    // The names the workers' tables will serve, for the registry: one table built to ask.
+    let service_names: Vec<String> = match demo::demo_table(WorkerId(0)) {
+        Ok(table) => table.service_names().map(str::to_string).collect(),
+        Err(e) => {
+            tracing::error!("service registration failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // With a registry, a signal first deregisters and only then starts the workers' drain
+    // (spec 4.13), so `signals` and `shutdown` are two triggers; without one they are the same.
+    let signals = Shutdown::new();
+    if let Err(e) = signals.on_signals() {
         tracing::error!("cannot install the signal handler: {e}");
         return ExitCode::FAILURE;
     }
+    let shutdown = if args.etcd.is_empty() {
+        signals.clone()
+    } else {
+        Shutdown::new()
+    };
     let running = match Server::new(config, demo::demo_table).start(&shutdown) {
         Ok(running) => running,
         Err(e) => {
@@ -90,10 +131,113 @@ fn main() -> ExitCode {
         "listening on {}",
         running.local_addr()
     );
+    if !args.etcd.is_empty() {
+        let registration = match register(&args, running.local_addr(), &service_names) {
+            Ok(registration) => registration,
+            Err(e) => {
+                tracing::error!("{e}");
+                shutdown.trigger();
+                let _ = running.join();
+                return ExitCode::FAILURE;
+            }
+        };
+        let shutdown = shutdown.clone();
+        std::thread::spawn(move || {
+            signals.listener().wait_blocking();
+            if let Err(e) = registration.deregister() {
+                tracing::warn!("{e}");
+            }
+            shutdown.trigger();
+        });
+    }
     if let Err(e) = running.join() {
         tracing::error!("stopped with an error: {e}");
         return ExitCode::FAILURE;
     }
     tracing::info!("shut down");
     ExitCode::SUCCESS
+}
+
+/// Starts the etcd registration of the demo services at the advertised address.
+fn register(args: &Args, bound: SocketAddr, names: &[String]) -> Result<Registration, String> {
+    let advertise = args.advertise.unwrap_or(bound);
+    let mut services = Vec::new();
+    for name in names {
+        let metadata = service_metadata(&args.metadata, name, names)?;
+        services.push(ServiceEntry::new(name, metadata).map_err(|e| e.to_string())?);
+    }
+    let node =
+        Node::tcp(advertise, services).map_err(|e| format!("{e}: pass --advertise HOST:PORT"))?;
+    etcd_registration(args, node)
+}
+
+#[cfg(feature = "etcd")]
+fn etcd_registration(args: &Args, node: Node) -> Result<Registration, String> {
+    use ringrpc_server::registry::etcd::{EtcdConfig, EtcdRegistry};
+    use ringrpc_server::registry::RegistrationOptions;
+    let config = EtcdConfig {
+        endpoints: args.etcd.clone(),
+        base_path: args.base_path.clone(),
+        ttl: Duration::from_secs(args.etcd_ttl.max(1)),
+        ..EtcdConfig::default()
+    };
+    let registry = EtcdRegistry::new(config).map_err(|e| e.to_string())?;
+    Registration::start(registry, node, RegistrationOptions::default()).map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "etcd"))]
+fn etcd_registration(_args: &Args, _node: Node) -> Result<Registration, String> {
+    Err("--etcd: this binary was built without the `etcd` feature".into())
+}
+
+/// The metadata of `service` from the `--metadata` flags: the last `service:QUERY`, else the
+/// last plain `QUERY`, else empty.
+fn service_metadata(flags: &[String], service: &str, known: &[String]) -> Result<String, String> {
+    let mut common = None;
+    let mut own = None;
+    for flag in flags {
+        match flag.split_once(':') {
+            // A colon before any `=` names a service; one after it is part of a value.
+            Some((name, query)) if !name.contains(['=', '&']) => {
+                if !known.iter().any(|k| k == name) {
+                    return Err(format!(
+                        "--metadata {flag}: no service {name:?} (serving {known:?})"
+                    ));
+                }
+                if name == service {
+                    own = Some(query.to_string());
+                }
+            }
+            _ => common = Some(flag.clone()),
+        }
+    }
+    Ok(own.or(common).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn metadata_for_every_service_and_for_one() {
+        let known = flags(&["Arith", "Echo"]);
+        let f = flags(&["weight=10&group=g1", "Echo:state=inactive"]);
+        assert_eq!(
+            service_metadata(&f, "Arith", &known).unwrap(),
+            "weight=10&group=g1"
+        );
+        assert_eq!(
+            service_metadata(&f, "Echo", &known).unwrap(),
+            "state=inactive"
+        );
+        assert_eq!(service_metadata(&[], "Arith", &known).unwrap(), "");
+        // A colon inside a value does not name a service.
+        let f = flags(&["tag=a:b"]);
+        assert_eq!(service_metadata(&f, "Arith", &known).unwrap(), "tag=a:b");
+        assert!(service_metadata(&flags(&["Nope:group=a"]), "Arith", &known).is_err());
+    }
 }

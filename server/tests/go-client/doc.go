@@ -10,6 +10,8 @@
 //	RPCX_SERVER_KIND  "go" or "ringrpc"; ringrpc skips the features it does not have yet
 //	RPCX_AUTH_ADDR    a server started with an auth token, and RPCX_AUTH_TOKEN that token
 //	RPCX_RATE_ADDR    a server started with a request-rate limit, and RPCX_RATE that rate (per s)
+//	RPCX_ETCD         an etcd v3 endpoint (HOST:PORT) for the etcd cases, which start their own
+//	                  fleets of RPCX_FLEET_BIN (a server binary of kind RPCX_SERVER_KIND) there
 //	RPCX_MARKDOWN     (or -markdown FILE) file to write a Markdown table of every case and its result
 //
 // The demo services the cases call (Arith, Echo, Push) are specified in
