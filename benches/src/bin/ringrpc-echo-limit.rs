@@ -10,7 +10,9 @@
 //! Each connection has the shape of the server's best (`server/src/connection.rs`), so that
 //! ringrpc cannot beat it by structure alone:
 //! - a reader task ([`FrameReader`]) reads into a pooled buffer and takes every whole frame read,
-//!   sets its response bit (spec 1.2) and copies the run of frames to the output buffer;
+//!   sets its response bit (spec 1.2) and copies the run of frames to the output buffer; when the
+//!   writer has taken everything (the output buffer is empty), it hands over the read buffer itself
+//!   instead and reads on into the empty one, so a copy is made only when batches queue up;
 //! - a writer task swaps the output buffer with its spare and writes the whole batch in one call,
 //!   while the next read is already in flight;
 //! - past [`MAX_PENDING_WRITE`] bytes waiting, the reader stops reading until the writer catches up.
@@ -149,6 +151,17 @@ impl<R: AsyncReadRent> FrameReader<R> {
         Ok((complete, 0))
     }
 
+    /// Swaps the read buffer for `empty`: returns a buffer holding exactly the frames handed out
+    /// by the last [`FrameReader::next_frames`], and reads on into `empty`, into which the bytes
+    /// after those frames (a partial frame) are copied.
+    pub fn swap_frames(&mut self, mut empty: BytesMut) -> BytesMut {
+        empty.clear();
+        empty.extend_from_slice(&self.buf[self.taken..]);
+        self.buf.truncate(self.taken);
+        self.taken = 0;
+        std::mem::replace(&mut self.buf, empty)
+    }
+
     /// The read half and the buffer, for their owners to take back.
     pub fn into_parts(self) -> (R, BytesMut) {
         (self.stream, self.buf)
@@ -233,7 +246,15 @@ pub async fn echo_frames(stream: TcpStream, worker: Rc<WorkerState>) {
             break;
         };
         mark_responses(frames);
-        shared.out.borrow_mut().extend_from_slice(frames);
+        let mut out = shared.out.borrow_mut();
+        if out.is_empty() {
+            // The writer has taken every earlier frame: give it these where they lie.
+            let empty = std::mem::take(&mut *out);
+            *out = reader.swap_frames(empty);
+        } else {
+            out.extend_from_slice(frames);
+        }
+        drop(out);
         shared.writer.wake();
     }
 
