@@ -16,8 +16,10 @@ requests alone:
   instructions/request = Ir of dump 2 / --requests
 
 Only the server process is counted, and only userspace: the kernel's share of the IO is not in it.
-These counts are stable between runs (unlike timings on a shared machine), so they show what a
-change costs on the hot path.
+These counts are stable between runs of one binary (unlike timings on a shared machine), so they
+show what a change costs on the hot path. Compare builds made the same way: this script builds all
+three binaries in one cargo command, and LTO's inlining, a whole-program decision, can move a
+count by 10 % when anything else in the program changes.
 
 Copies: callgrind counts every iteration of a `rep movsb` as one instruction, and glibc's memcpy
 uses `rep movsb` from 2 KiB up, so one batched copy of N bytes would count as N instructions. The

@@ -9,6 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 if ! command -v protoc >/dev/null 2>&1; then
 	echo "gen.sh: installing protoc (apt-get install protobuf-compiler)" >&2
+	apt-get update >&2
 	apt-get install -y protobuf-compiler >&2
 fi
 gogo_version=$(cd .. && go list -m -f '{{.Version}}' github.com/gogo/protobuf)
@@ -16,5 +17,4 @@ gobin=$(mktemp -d)
 trap 'rm -rf "$gobin"' EXIT
 GOBIN=$gobin go install "github.com/gogo/protobuf/protoc-gen-gogofaster@$gogo_version"
 PATH=$gobin:$PATH protoc -I. --gogofaster_out=. benchmark.proto
-gofmt -l . >/dev/null
 echo "gen.sh: wrote benchmark.pb.go (protoc $(protoc --version | cut -d' ' -f2), gogofaster $gogo_version)" >&2
