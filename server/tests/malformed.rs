@@ -75,6 +75,7 @@ fn each_malformed_class_closes_only_its_connection() {
     let limits = Limits {
         max_frame_len: 1 << 20,
         max_decompressed_len: 1 << 20,
+        max_metadata_pairs: 8,
     };
     let server = TestServer::with(
         ServerConfig::default().threads(1).limits(limits),
@@ -114,6 +115,7 @@ fn oversized_frame_is_refused_before_its_body_arrives() {
         ServerConfig::default().threads(1).limits(Limits {
             max_frame_len: 1024,
             max_decompressed_len: 1024,
+            ..Limits::default()
         }),
         ringrpc_server::demo::demo_table,
     );
