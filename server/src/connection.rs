@@ -12,6 +12,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use bytes::BytesMut;
@@ -21,6 +22,7 @@ use ringrpc_codec::{DecodeError, Decoder};
 use ringrpc_io::{FrameReader, WakerSlot};
 
 use crate::config::ServerConfig;
+use crate::limits::{ConnectionWatch, Reason};
 use crate::runtime::WorkerState;
 use crate::service::{Dispatch, LocalFuture, ServiceTable};
 
@@ -51,6 +53,8 @@ pub async fn serve(
         tracing::info!(%peer, "connection refused: {}", refusal.0);
         return;
     }
+    // limits: the cells the sweeper and the reply budget read (server/src/limits/watch.rs).
+    let watch = worker.watch(Some(stream.as_raw_fd()), peer);
     let (mut reader, writer) = stream.into_split();
     let shared = Rc::new(Shared {
         out: RefCell::new(worker.take_buffer(config.read_buffer)),
@@ -61,7 +65,7 @@ pub async fn serve(
         reader: WakerSlot::default(),
     });
     let spare = worker.take_buffer(config.read_buffer);
-    let writer_task = monoio::spawn(write_loop(writer, shared.clone(), spare));
+    let writer_task = monoio::spawn(write_loop(writer, shared.clone(), spare, watch.clone()));
 
     let mut frames = FrameReader::new(
         worker.take_buffer(config.read_buffer),
@@ -87,6 +91,7 @@ pub async fn serve(
             }
             match frames.next_frame() {
                 Ok(Some(request)) => {
+                    watch.frame_done(); // limits: idle and frame-read clocks
                     match table.dispatch(request, peer, &mut shared.out.borrow_mut()) {
                         Dispatch::Done => {}
                         Dispatch::Pending(reply) => spawn_pending(&shared, reply),
@@ -96,15 +101,23 @@ pub async fn serve(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    log_protocol_error(peer, &e);
+                    log_protocol_error(&watch, &e);
                     // Replies already made for earlier frames still go out; then the connection
                     // closes without answering the bad frame (spec 1.8).
                     break 'read;
                 }
             }
         }
+        watch.buffered(frames.buffered()); // limits: frame-read clock
         if !shared.out.borrow().is_empty() {
             shared.writer.wake();
+        }
+        // limits: past the per-core reply budget, the biggest queues stop being read.
+        if watch.over_budget(shared.out.borrow().len()) {
+            shared.writer.wake();
+            let out = || shared.out.borrow().len();
+            let resumed = || shared.aborted.get() || !watch.over_budget(out());
+            shared.reader.wait_until(resumed).await;
         }
 
         match frames.fill(&mut reader).await {
@@ -145,8 +158,9 @@ fn spawn_pending(shared: &Rc<Shared>, reply: LocalFuture<Option<BytesMut>>) {
     });
 }
 
-fn log_protocol_error(peer: SocketAddr, error: &DecodeError) {
-    tracing::warn!(%peer, "closing connection: {error}");
+/// One refusal: logged (rate-limited, with the peer) and counted by the worker's limits.
+fn log_protocol_error(watch: &ConnectionWatch, error: &DecodeError) {
+    watch.refuse(Reason::Malformed, Some(error));
 }
 
 /// Writes whatever replies are waiting, one write per batch, until the reader is done and no
@@ -155,6 +169,7 @@ async fn write_loop<W: monoio::io::AsyncWriteRent>(
     mut writer: W,
     shared: Rc<Shared>,
     mut spare: BytesMut,
+    watch: Rc<ConnectionWatch>,
 ) -> BytesMut {
     loop {
         shared
@@ -174,9 +189,11 @@ async fn write_loop<W: monoio::io::AsyncWriteRent>(
         }
         spare.clear();
         std::mem::swap(&mut *shared.out.borrow_mut(), &mut spare);
+        watch.write_started(spare.len(), 0); // limits: write timeout, reply budget
         let (result, buf) = writer.write_all(spare).await;
         spare = buf;
-        // A batch just left: the reader may be waiting for room.
+        watch.write_finished(shared.out.borrow().len()); // limits
+                                                         // A batch just left: the reader may be waiting for room.
         shared.reader.wake();
         if let Err(e) = result {
             tracing::debug!("write failed: {e}");

@@ -7,6 +7,8 @@
 //! - [`service`]: services (by closures or [`macro@service`]), payloads, replies, raw handlers and
 //!   the per-worker routing table.
 //! - [`interceptor`]: hooks around connections and calls (auth, limits, metrics).
+//! - [`limits`]: timeouts, the connection cap, the per-core reply budget, accept backoff, and the
+//!   rate-limited, counted log of every refusal.
 //! - [`serialize`]: raw, JSON, MsgPack and Protobuf payload codecs.
 //! - [`context`]: what a handler knows about its request.
 //! - [`config`]: settings with defaults; [`shutdown`]: the shutdown signal.
@@ -34,6 +36,7 @@ pub mod connection;
 pub mod context;
 pub mod demo;
 pub mod interceptor;
+pub mod limits;
 pub mod runtime;
 pub mod serialize;
 pub mod service;
@@ -46,6 +49,7 @@ pub use bytes;
 pub use config::{CpuList, IoDriver, ServerConfig};
 pub use context::Context;
 pub use interceptor::{CallResult, Interceptor, Refusal, Rejection};
+pub use limits::{Reason, RefusalCounts};
 pub use ringrpc_codec::{Message, SerializeType};
 pub use runtime::{Running, StartError, WorkerError, WorkerId};
 pub use service::{

@@ -10,8 +10,10 @@
 //!   its services) on its own thread and runtime, and only when every worker has done so do they
 //!   start accepting; a worker whose set-up fails stops them all and [`run_workers`] returns its
 //!   error;
-//! - give each worker its own [`WorkerState`]: buffer pool and connection registry; nothing is
-//!   shared between workers on the request path;
+//! - give each worker its own [`WorkerState`]: buffer pool, connection registry and limits
+//!   ([`crate::limits`]: the sweeper task, the reply budget, the refusal log); nothing is shared
+//!   between workers on the request path;
+//! - accept: refuse past the connection cap, back off when accept fails (EMFILE);
 //! - on shutdown: stop accepting, stop reading, drain, exit — bounded by the grace period.
 //!
 //! The same machinery serves any per-connection function ([`run_workers`]), which is how the
@@ -23,7 +25,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::task::{Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -31,9 +33,11 @@ use std::time::Duration;
 use monoio::net::{TcpListener, TcpStream};
 use ringrpc_io::cpus::machine_cpus;
 use ringrpc_io::{pin_current_thread, IoDriver, IoUnavailable};
-use slab::Slab;
+use rustc_hash::FxHashMap;
 
 use crate::config::ServerConfig;
+use crate::limits::admission::at_capacity;
+use crate::limits::{sweeper, AcceptBackoff, ConnectionWatch, Reason, RefusalCounts, WorkerLimits};
 use crate::shutdown::{Shutdown, ShutdownListener};
 
 /// An error from a worker's set-up, boxed: it comes from user code (the table factory).
@@ -82,6 +86,7 @@ pub struct Running {
     local_addr: SocketAddr,
     driver: IoDriver,
     threads: Vec<JoinHandle<()>>,
+    refusals: Arc<RefusalCounts>,
 }
 
 impl Running {
@@ -100,6 +105,12 @@ impl Running {
         self.threads.len()
     }
 
+    /// Refusals by the limits so far, over every worker (timeouts, connection cap, accept
+    /// failures, reply budget, malformed frames).
+    pub fn refusals(&self) -> Arc<RefusalCounts> {
+        self.refusals.clone()
+    }
+
     /// Waits for every worker to finish (after shutdown); the first failure, if any worker failed.
     pub fn join(self) -> Result<(), WorkerError> {
         let mut first_error = None;
@@ -116,14 +127,15 @@ impl Running {
     }
 }
 
-/// Per-worker state that connections see: the connection registry (for shutdown) and a pool of
-/// buffers.
+/// Per-worker state that connections see: the connection registry (for shutdown and the
+/// sweeper), a pool of buffers and the worker's limits.
 pub struct WorkerState {
-    /// Raw fds of live connections, so shutdown can stop their reads.
-    connections: RefCell<Slab<i32>>,
+    /// Live connections by fd, so shutdown can stop their reads and the sweeper close them.
+    connections: RefCell<FxHashMap<i32, Rc<ConnectionWatch>>>,
     /// Woken when the last connection goes.
     idle_waker: Cell<Option<Waker>>,
     pool: RefCell<Vec<bytes::BytesMut>>,
+    limits: Rc<WorkerLimits>,
 }
 
 /// Buffers kept per worker; larger ones are freed rather than hoarded.
@@ -131,12 +143,31 @@ const POOL_MAX_BUFFERS: usize = 1024;
 const POOL_MAX_CAPACITY: usize = 1 << 20;
 
 impl WorkerState {
-    fn new() -> Self {
+    /// A worker's state with the limits of `config`, counting refusals into `refusals`.
+    pub fn new(config: &ServerConfig, refusals: Arc<RefusalCounts>) -> Self {
         WorkerState {
-            connections: RefCell::new(Slab::new()),
+            connections: RefCell::new(FxHashMap::default()),
             idle_waker: Cell::new(None),
             pool: RefCell::new(Vec::new()),
+            limits: Rc::new(WorkerLimits::new(config, refusals)),
         }
+    }
+
+    /// This worker's limits: clock, budget, refusal log.
+    pub fn limits(&self) -> &Rc<WorkerLimits> {
+        &self.limits
+    }
+
+    /// The watch of the connection on `fd`, registered at accept; a new, unregistered one for a
+    /// stream the accept loop did not register (the sweeper then never sees it).
+    pub fn watch(&self, fd: Option<i32>, peer: SocketAddr) -> Rc<ConnectionWatch> {
+        fd.and_then(|fd| self.connections.borrow().get(&fd).cloned())
+            .unwrap_or_else(|| Rc::new(ConnectionWatch::new(fd, peer, self.limits.clone())))
+    }
+
+    /// Live connections on this worker.
+    pub fn open_connections(&self) -> usize {
+        self.connections.borrow().len()
     }
 
     /// A cleared buffer of at least `capacity` bytes, from the pool when one is there.
@@ -156,13 +187,19 @@ impl WorkerState {
         }
     }
 
-    fn register(&self, fd: i32) -> usize {
-        self.connections.borrow_mut().insert(fd)
+    fn register(&self, fd: i32, peer: SocketAddr) -> Rc<ConnectionWatch> {
+        let watch = Rc::new(ConnectionWatch::new(Some(fd), peer, self.limits.clone()));
+        self.connections.borrow_mut().insert(fd, watch.clone());
+        watch
     }
 
-    fn unregister(&self, key: usize) {
+    fn unregister(&self, watch: &Rc<ConnectionWatch>) {
         let mut connections = self.connections.borrow_mut();
-        connections.try_remove(key);
+        let fd = watch.fd().expect("registered with its fd");
+        // Only if still ours: a newer connection on the same fd number replaces the entry.
+        if connections.get(&fd).is_some_and(|w| Rc::ptr_eq(w, watch)) {
+            connections.remove(&fd);
+        }
         if connections.is_empty() {
             if let Some(waker) = self.idle_waker.take() {
                 waker.wake();
@@ -173,7 +210,7 @@ impl WorkerState {
     /// Stops reading on every connection: their reads end as at EOF, and each then finishes what
     /// it has read, writes the replies and closes (spec 4.13; Go's `CloseRead`).
     fn stop_reading(&self) {
-        for (_, &fd) in self.connections.borrow().iter() {
+        for &fd in self.connections.borrow().keys() {
             // SAFETY: shutdown(2) takes a plain fd number and touches no memory of ours. The fd is
             // still this connection's: its task unregisters it in the same poll in which the
             // stream is dropped (no await in between), and this runs on the same thread.
@@ -218,7 +255,8 @@ where
             source,
         })?;
     let machine = machine_cpus();
-    let make_serve = std::sync::Arc::new(make_serve);
+    let make_serve = Arc::new(make_serve);
+    let refusals = Arc::new(RefusalCounts::default());
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), StartError>>();
     let mut go_senders = Vec::with_capacity(listeners.len());
     let mut threads = Vec::with_capacity(listeners.len());
@@ -230,7 +268,8 @@ where
         };
         let make_serve = make_serve.clone();
         let listener_shutdown = shutdown.listener();
-        let grace = config.grace_period;
+        let worker_config = config.clone();
+        let worker_refusals = refusals.clone();
         let ready = ready_tx.clone();
         let (go_tx, go_rx) = mpsc::channel::<bool>();
         go_senders.push(go_tx);
@@ -269,7 +308,9 @@ where
                     if go_rx.recv() != Ok(true) {
                         return;
                     }
-                    worker(index, listener, serve, listener_shutdown, grace).await;
+                    let state = Rc::new(WorkerState::new(&worker_config, worker_refusals));
+                    let grace = worker_config.grace_period;
+                    worker(index, listener, serve, state, listener_shutdown, grace).await;
                 });
                 if let Err(source) = ran {
                     let _ = ready.send(Err(StartError::Runtime { worker: id, source }));
@@ -319,6 +360,7 @@ where
         local_addr,
         driver,
         threads,
+        refusals,
     })
 }
 
@@ -370,6 +412,7 @@ async fn worker<S, Fut>(
     index: usize,
     listener: std::net::TcpListener,
     serve: S,
+    state: Rc<WorkerState>,
     shutdown: ShutdownListener,
     grace: Duration,
 ) where
@@ -383,7 +426,14 @@ async fn worker<S, Fut>(
             return;
         }
     };
-    let state = Rc::new(WorkerState::new());
+    // The sweeper runs until the runtime ends: through the drain too, where the write timeout
+    // still resets peers that do not read.
+    let swept = state.clone();
+    monoio::spawn(sweeper::run(state.limits.clone(), move |visit| {
+        for watch in swept.connections.borrow().values() {
+            visit(watch);
+        }
+    }));
     monoio::select! {
         _ = accept_loop(&listener, &serve, &state) => {}
         _ = shutdown.wait() => {}
@@ -402,26 +452,42 @@ async fn worker<S, Fut>(
     }
 }
 
+/// Accepts until dropped: past the connection cap a connection is closed at once (the client
+/// sees EOF before any byte); a failed accept (EMFILE, ENFILE) backs off, 5 ms doubling to 1 s.
+/// Both are refusals: logged (rate-limited) and counted.
 async fn accept_loop<S, Fut>(listener: &TcpListener, serve: &S, state: &Rc<WorkerState>)
 where
     S: Fn(TcpStream, SocketAddr, Rc<WorkerState>) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
+    let limits = state.limits.clone();
+    let mut backoff = AcceptBackoff::default();
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let key = state.register(stream.as_raw_fd());
+                backoff.succeeded();
+                if at_capacity(state.open_connections(), limits.max_connections) {
+                    limits.refusals.refuse(peer, Reason::ConnectionCap);
+                    drop(stream);
+                    continue;
+                }
+                let watch = state.register(stream.as_raw_fd(), peer);
                 let conn = serve(stream, peer, state.clone());
                 let state = state.clone();
                 monoio::spawn(async move {
                     conn.await;
-                    state.unregister(key);
+                    state.unregister(&watch);
                 });
             }
             Err(e) => {
-                // Out of fds or memory: say so and back off instead of spinning.
-                tracing::warn!("accept failed: {e}");
-                monoio::time::sleep(Duration::from_millis(10)).await;
+                // The pending connection stays in the backlog and the next accept fails at once
+                // until something closes: wait instead of spinning (Go does the same).
+                let delay = backoff.failed();
+                let detail = format!("{e}; next accept in {delay:?}");
+                limits
+                    .refusals
+                    .refuse_with(None, Reason::AcceptFailed, Some(&detail));
+                monoio::time::sleep(delay).await;
             }
         }
     }
