@@ -16,7 +16,7 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use bytes::BytesMut;
-use monoio::io::{AsyncWriteRentExt, Splitable};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 use monoio::net::TcpStream;
 use ringrpc_codec::{DecodeError, Decoder};
 use ringrpc_io::{FrameReader, WakerSlot};
@@ -49,13 +49,30 @@ pub async fn serve(
     config: Rc<ServerConfig>,
     worker: Rc<WorkerState>,
 ) {
+    // limits: the cells the sweeper and the reply budget read (server/src/limits/watch.rs).
+    let watch = worker.watch(Some(stream.as_raw_fd()), peer);
+    let (reader, writer) = stream.into_split();
+    serve_stream(reader, writer, peer, table, config, worker, watch).await;
+}
+
+/// [`serve`] over any pair of stream halves: a socket's, or an in-memory stream's (the fuzz
+/// target of `server/fuzz` drives one connection this way, without sockets).
+pub async fn serve_stream<R, W>(
+    mut reader: R,
+    writer: W,
+    peer: SocketAddr,
+    table: Rc<ServiceTable>,
+    config: Rc<ServerConfig>,
+    worker: Rc<WorkerState>,
+    watch: Rc<ConnectionWatch>,
+) where
+    R: AsyncReadRent,
+    W: AsyncWriteRent + 'static,
+{
     if let Err(refusal) = table.on_connect(peer) {
         tracing::info!(%peer, "connection refused: {}", refusal.0);
         return;
     }
-    // limits: the cells the sweeper and the reply budget read (server/src/limits/watch.rs).
-    let watch = worker.watch(Some(stream.as_raw_fd()), peer);
-    let (mut reader, writer) = stream.into_split();
     let shared = Rc::new(Shared {
         out: RefCell::new(worker.take_buffer(config.read_buffer)),
         in_flight: Cell::new(0),
@@ -165,7 +182,7 @@ fn log_protocol_error(watch: &ConnectionWatch, error: &DecodeError) {
 
 /// Writes whatever replies are waiting, one write per batch, until the reader is done and no
 /// request is still running.
-async fn write_loop<W: monoio::io::AsyncWriteRent>(
+async fn write_loop<W: AsyncWriteRent>(
     mut writer: W,
     shared: Rc<Shared>,
     mut spare: BytesMut,
