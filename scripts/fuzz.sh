@@ -15,9 +15,10 @@ usage() {
 Usage: scripts/fuzz.sh [SECONDS] [TARGET...] [-- LIBFUZZER_ARGS...]
 
 Runs every fuzz target (decode, connection), or the TARGETs named, for SECONDS each (default 60),
-one after another, after writing seeds into <crate>/fuzz/corpus/<target>: one per golden vector
-(docs/vectors/rpcx-golden.txt), every request back to back, and the files of
-<crate>/fuzz/seeds/<target>/.
+one after another, after writing seeds into <crate>/fuzz/corpus/<target>: the files of
+<crate>/fuzz/seeds/<target>/, and for decode one per golden vector (docs/vectors/rpcx-golden.txt)
+and every request back to back. (A connection input starts with two knob bytes, so its seeds are
+kept ready-made in server/fuzz/seeds/connection.)
 
 Toolchain, first that works:
   1. an installed nightly (cargo +nightly fuzz);
@@ -72,13 +73,15 @@ done
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 vectors=${RPCX_VECTORS:-$root/docs/vectors/rpcx-golden.txt}
 
-# write_seeds TARGET: one seed per vector, every request back to back (a pipelined stream), and
-# the committed seeds of TARGET.
+# write_seeds TARGET: the committed seeds of TARGET; for decode also one seed per vector and every
+# request back to back (a pipelined stream).
 write_seeds() {
 	local target=$1 dir=$root/${crate_of[$1]}
 	local corpus=$dir/corpus/$target
 	mkdir -p "$corpus"
-	if [[ -f $vectors ]]; then
+	if [[ $target != decode ]]; then
+		:
+	elif [[ -f $vectors ]]; then
 		local name hex i stream=$corpus/golden-all-requests
 		: >"$stream"
 		while read -r name hex; do
