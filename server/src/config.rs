@@ -26,8 +26,12 @@ pub struct ServerConfig {
     /// Reply bytes a connection may have waiting to be written before its reads pause.
     /// Default 4 MiB.
     pub max_pending_write: usize,
-    /// Initial receive buffer per connection (grown for larger frames). Default 64 KiB.
+    /// The large buffer class: reads of a streaming connection and output batches (grown for
+    /// larger frames). Default 64 KiB. Quiet connections park with 2 KiB instead.
     pub read_buffer: usize,
+    /// Free buffers a core keeps for reuse, in bytes; past it they are freed, and unused ones are
+    /// trimmed every few seconds. Default 8 MiB.
+    pub max_pooled_bytes: usize,
     /// How long a graceful shutdown may take before connections are dropped. Default 10 s.
     pub grace_period: Duration,
     /// io_uring submission queue entries per worker. Default 1024.
@@ -64,6 +68,7 @@ impl Default for ServerConfig {
             max_in_flight: 1024,
             max_pending_write: 4 << 20,
             read_buffer: 64 << 10,
+            max_pooled_bytes: 8 << 20,
             grace_period: Duration::from_secs(10),
             ring_entries: 1024,
             tcp_keepalive: Some(Duration::from_secs(180)),
@@ -133,6 +138,11 @@ impl ServerConfig {
 
     pub fn read_buffer(mut self, bytes: usize) -> Self {
         self.read_buffer = bytes.max(4096);
+        self
+    }
+
+    pub fn max_pooled_bytes(mut self, bytes: usize) -> Self {
+        self.max_pooled_bytes = bytes;
         self
     }
 

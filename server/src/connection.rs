@@ -4,31 +4,45 @@
 //! Two tasks share the connection's [`Shared`] state: the reader (this function's own task) and
 //! a writer. Plain methods reply inline, straight into the output buffer; async methods run as
 //! their own tasks and add their reply when done, so replies leave in completion order as Go's do
-//! (docs/protocol.md 4.1). The writer swaps the output buffer with its spare and writes it whole,
-//! so a batch of replies costs one write. Back-pressure: past `max_in_flight` running requests or
+//! (docs/protocol.md 4.1). The writer takes the whole output buffer and writes it at once, so a
+//! batch of replies costs one write. Back-pressure: past `max_in_flight` running requests or
 //! `max_pending_write` bytes waiting, the reader stops reading until the writer or the handlers
 //! catch up. Nothing here knows JSON or services: it sees frames and a [`ServiceTable`] (whose
 //! interceptors are asked about the connection when it opens and told when it closes).
+//!
+//! Memory follows bytes in flight (see [`crate::buffers`]):
+//! - a new connection waits for its first byte holding no buffer;
+//! - a quiet one parks its read with a small (2 KiB) buffer: a latency-bound request fits whole;
+//! - a read that fills its buffer makes the connection *streaming*: it reads with a large pooled
+//!   buffer, and when it then stays quiet for a second the worker's sweeper cancels that read
+//!   (no byte is lost: a cancelled read either read nothing or returns what it read) and the
+//!   buffer goes back to the pool;
+//! - the output buffer is taken from the pool when a reply is written and given back after each
+//!   write.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use bytes::BytesMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
-use monoio::net::TcpStream;
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent, Splitable,
+};
 use ringrpc_codec::{DecodeError, Decoder};
 use ringrpc_io::{FrameReader, WakerSlot};
 
+use crate::buffers::SMALL;
 use crate::config::ServerConfig;
 use crate::limits::{ConnectionWatch, Reason};
-use crate::runtime::WorkerState;
+use crate::runtime::{Accepted, ConnectionEntry, WorkerState};
 use crate::service::{Dispatch, LocalFuture, ServiceTable};
+
+/// `ECANCELED`: a read the sweeper cancelled.
+const CANCELED: i32 = 125;
 
 /// What the reader, the writer and running requests of one connection share.
 struct Shared {
-    /// Replies waiting to be written.
+    /// Replies waiting to be written (no allocation while there are none).
     out: RefCell<BytesMut>,
     /// Async requests still running.
     in_flight: Cell<usize>,
@@ -38,57 +52,76 @@ struct Shared {
     aborted: Cell<bool>,
     writer: WakerSlot,
     reader: WakerSlot,
+    worker: Rc<WorkerState>,
+}
+
+impl Shared {
+    /// The output buffer, with room taken from the pool if it has none.
+    #[inline]
+    fn out(&self) -> std::cell::RefMut<'_, BytesMut> {
+        let mut out = self.out.borrow_mut();
+        if out.capacity() == 0 {
+            *out = self.worker.pool.take_large();
+        }
+        out
+    }
 }
 
 /// Serves one accepted connection until the peer closes it, shutdown stops it, or it breaks the
 /// protocol (logged with the reason; other connections are untouched, spec 1.8).
-pub async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
-    table: Rc<ServiceTable>,
-    config: Rc<ServerConfig>,
-    worker: Rc<WorkerState>,
-) {
-    // limits: the cells the sweeper and the reply budget read (server/src/limits/watch.rs).
-    let watch = worker.watch(Some(stream.as_raw_fd()), peer);
-    let (reader, writer) = stream.into_split();
-    serve_stream(reader, writer, peer, table, config, worker, watch).await;
-}
-
-/// [`serve`] over any pair of stream halves: a socket's, or an in-memory stream's (the fuzz
-/// target of `server/fuzz` drives one connection this way, without sockets).
-pub async fn serve_stream<R, W>(
-    mut reader: R,
-    writer: W,
-    peer: SocketAddr,
-    table: Rc<ServiceTable>,
-    config: Rc<ServerConfig>,
-    worker: Rc<WorkerState>,
-    watch: Rc<ConnectionWatch>,
-) where
-    R: AsyncReadRent,
-    W: AsyncWriteRent + 'static,
-{
+pub async fn serve(accepted: Accepted, table: Rc<ServiceTable>, config: Rc<ServerConfig>) {
+    let Accepted {
+        stream,
+        peer,
+        worker,
+        entry,
+    } = accepted;
     if let Err(refusal) = table.on_connect(peer) {
         tracing::info!(%peer, "connection refused: {}", refusal.0);
         return;
     }
+    // Until the first byte arrives, hold no buffer at all.
+    if let Err(e) = stream.readable(true).await {
+        tracing::debug!(%peer, "connection failed before its first byte: {e}");
+        table.on_close(peer);
+        return;
+    }
+    let (reader, writer) = stream.into_split();
+    serve_halves(reader, writer, peer, &table, &config, &worker, &entry).await;
+    table.on_close(peer);
+}
+
+/// The connection loop over any stream halves (a socket's, or an in-memory stream's in tests and
+/// fuzzing).
+pub async fn serve_halves<R, W>(
+    mut reader: R,
+    writer: W,
+    peer: SocketAddr,
+    table: &ServiceTable,
+    config: &ServerConfig,
+    worker: &Rc<WorkerState>,
+    entry: &ConnectionEntry,
+) where
+    R: AsyncReadRent + CancelableAsyncReadRent,
+    W: AsyncWriteRent + 'static,
+{
     let shared = Rc::new(Shared {
-        out: RefCell::new(worker.take_buffer(config.read_buffer)),
+        out: RefCell::new(BytesMut::new()),
         in_flight: Cell::new(0),
         reading_done: Cell::new(false),
         aborted: Cell::new(false),
         writer: WakerSlot::default(),
         reader: WakerSlot::default(),
+        worker: worker.clone(),
     });
-    let spare = worker.take_buffer(config.read_buffer);
-    let writer_task = monoio::spawn(write_loop(writer, shared.clone(), spare, watch.clone()));
+    // limits: the cells the sweeper and the reply budget read (server/src/limits/watch.rs).
+    let watch = &entry.watch;
+    let writer_task = monoio::spawn(write_loop(writer, shared.clone(), watch.clone()));
 
-    let mut frames = FrameReader::new(
-        worker.take_buffer(config.read_buffer),
-        Decoder::new(config.limits),
-        config.read_buffer / 2,
-    );
+    let large = worker.pool.large_size();
+    let mut frames = FrameReader::new(BytesMut::new(), Decoder::new(config.limits), SMALL);
+    // Streaming: the last read filled its room, so more is likely waiting: read big.
+    let mut streaming = false;
     // Back-pressure: past either cap, no frame is dispatched (and nothing read) until the
     // writer or the running requests catch up.
     let over = || {
@@ -109,7 +142,7 @@ pub async fn serve_stream<R, W>(
             match frames.next_frame() {
                 Ok(Some(request)) => {
                     watch.frame_done(); // limits: idle and frame-read clocks
-                    match table.dispatch(request, peer, &mut shared.out.borrow_mut()) {
+                    match table.dispatch(request, peer, &mut shared.out()) {
                         Dispatch::Done => {}
                         Dispatch::Pending(reply) => spawn_pending(&shared, reply),
                         // Its error reply and every earlier one still go out (Rejection::and_close).
@@ -118,7 +151,7 @@ pub async fn serve_stream<R, W>(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    log_protocol_error(&watch, &e);
+                    log_protocol_error(watch, &e);
                     // Replies already made for earlier frames still go out; then the connection
                     // closes without answering the bad frame (spec 1.8).
                     break 'read;
@@ -137,9 +170,49 @@ pub async fn serve_stream<R, W>(
             shared.reader.wait_until(resumed).await;
         }
 
-        match frames.fill(&mut reader).await {
+        // The buffer for the next read: its size class follows the connection's mode.
+        if frames.buffered() == 0 {
+            let class_ok = if streaming {
+                frames.capacity() >= large
+            } else {
+                frames.capacity() != 0 && frames.capacity() < large
+            };
+            if !class_ok {
+                let fresh = if streaming {
+                    worker.pool.take_large()
+                } else {
+                    worker.pool.take_small()
+                };
+                worker.pool.give(frames.replace_buffer(fresh));
+                frames.set_read_size(if streaming { large / 2 } else { SMALL });
+            }
+        } else if frames.wanted() > frames.spare() && frames.capacity() < large {
+            // A frame larger than the small buffer: move its start to a large one (one copy of
+            // at most 2 KiB); larger frames still grow the buffer as they need.
+            worker
+                .pool
+                .give(frames.replace_buffer(worker.pool.take_large()));
+            frames.set_read_size(large / 2);
+            streaming = true;
+        }
+
+        let room = frames.spare().max(frames.wanted());
+        let read = if streaming {
+            frames
+                .fill_cancelable(&mut reader, entry.cancel_handle())
+                .await
+        } else {
+            frames.fill(&mut reader).await
+        };
+        entry.read_done(worker);
+        match read {
             Ok(0) => break,
-            Ok(_) => {}
+            Ok(n) => streaming = n >= room || n > SMALL,
+            Err(e) if e.raw_os_error() == Some(CANCELED) => {
+                // Quiet for a while: the large buffer goes back at the top of the loop.
+                streaming = false;
+                frames.set_read_size(SMALL);
+            }
             Err(e) => {
                 tracing::debug!(%peer, "read failed: {e}");
                 break;
@@ -150,12 +223,9 @@ pub async fn serve_stream<R, W>(
     shared.reading_done.set(true);
     shared.writer.wake();
     // The writer finishes once running requests are done and every reply is written.
-    let spare = writer_task.await;
-    worker.return_buffer(spare);
-    worker.return_buffer(frames.into_buffer());
-    let out = shared.out.replace(BytesMut::new());
-    worker.return_buffer(out);
-    table.on_close(peer);
+    writer_task.await;
+    worker.pool.give(frames.into_buffer());
+    worker.pool.give(shared.out.replace(BytesMut::new()));
 }
 
 /// Runs an async request as its own task; its reply joins the output buffer when it is done.
@@ -167,7 +237,7 @@ fn spawn_pending(shared: &Rc<Shared>, reply: LocalFuture<Option<BytesMut>>) {
         shared.in_flight.set(shared.in_flight.get() - 1);
         if let Some(frame) = frame {
             if !shared.aborted.get() {
-                shared.out.borrow_mut().extend_from_slice(&frame);
+                shared.out().extend_from_slice(&frame);
             }
         }
         shared.writer.wake();
@@ -181,13 +251,12 @@ fn log_protocol_error(watch: &ConnectionWatch, error: &DecodeError) {
 }
 
 /// Writes whatever replies are waiting, one write per batch, until the reader is done and no
-/// request is still running.
+/// request is still running. Each batch's buffer goes back to the pool once written.
 async fn write_loop<W: AsyncWriteRent>(
     mut writer: W,
     shared: Rc<Shared>,
-    mut spare: BytesMut,
     watch: Rc<ConnectionWatch>,
-) -> BytesMut {
+) {
     loop {
         shared
             .writer
@@ -204,13 +273,12 @@ async fn write_loop<W: AsyncWriteRent>(
             }
             continue;
         }
-        spare.clear();
-        std::mem::swap(&mut *shared.out.borrow_mut(), &mut spare);
-        watch.write_started(spare.len(), 0); // limits: write timeout, reply budget
-        let (result, buf) = writer.write_all(spare).await;
-        spare = buf;
+        let batch = std::mem::take(&mut *shared.out.borrow_mut());
+        watch.write_started(batch.len(), 0); // limits: write timeout, reply budget
+        let (result, batch) = writer.write_all(batch).await;
         watch.write_finished(shared.out.borrow().len()); // limits
-                                                         // A batch just left: the reader may be waiting for room.
+        shared.worker.pool.give(batch);
+        // A batch just left: the reader may be waiting for room.
         shared.reader.wake();
         if let Err(e) = result {
             tracing::debug!("write failed: {e}");
@@ -219,5 +287,4 @@ async fn write_loop<W: AsyncWriteRent>(
         }
     }
     let _ = writer.shutdown().await;
-    spare
 }

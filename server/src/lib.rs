@@ -4,6 +4,7 @@
 //! - [`runtime`]: worker threads pinned to cores, one `SO_REUSEPORT` listener each, driver choice,
 //!   two-step start, graceful drain.
 //! - [`connection`]: the read → decode → dispatch → batched write loop of one connection.
+//! - [`buffers`]: the per-core buffer pool (memory follows bytes in flight, not connections).
 //! - [`service`]: services (by closures or [`macro@service`]), payloads, replies, raw handlers and
 //!   the per-worker routing table.
 //! - [`interceptor`]: hooks around connections and calls (auth, limits, metrics).
@@ -29,6 +30,7 @@
 // The `#[service]` macro names `::ringrpc_server`; this lets the demo services use it too.
 extern crate self as ringrpc_server;
 
+pub mod buffers;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
@@ -133,8 +135,8 @@ impl Server {
         runtime::run_workers(&self.config, shutdown, move |worker| {
             let table = Rc::new(factory(worker)?);
             let config = Rc::new(config.clone());
-            Ok::<_, RegistrationError>(move |stream, peer, state| {
-                connection::serve(stream, peer, table.clone(), config.clone(), state)
+            Ok::<_, RegistrationError>(move |accepted| {
+                connection::serve(accepted, table.clone(), config.clone())
             })
         })
     }

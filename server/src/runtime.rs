@@ -11,8 +11,9 @@
 //!   start accepting; a worker whose set-up fails stops them all and [`run_workers`] returns its
 //!   error;
 //! - give each worker its own [`WorkerState`]: buffer pool, connection registry and limits
-//!   ([`crate::limits`]: the sweeper task, the reply budget, the refusal log); nothing is shared
-//!   between workers on the request path;
+//!   ([`crate::limits`]: timeouts, reply budget, refusal log); nothing is shared between workers
+//!   on the request path;
+//! - run each worker's sweeper: the coarse clock, quiet connections' read buffers, the timeouts;
 //! - accept: refuse past the connection cap, back off when accept fails (EMFILE);
 //! - on shutdown: stop accepting, stop reading, drain, exit — bounded by the grace period.
 //!
@@ -33,8 +34,9 @@ use std::time::Duration;
 use monoio::net::{TcpListener, TcpStream};
 use ringrpc_io::cpus::machine_cpus;
 use ringrpc_io::{pin_current_thread, IoDriver, IoUnavailable};
-use rustc_hash::FxHashMap;
+use slab::Slab;
 
+use crate::buffers::Pool;
 use crate::config::ServerConfig;
 use crate::limits::admission::at_capacity;
 use crate::limits::{sweeper, AcceptBackoff, ConnectionWatch, Reason, RefusalCounts, WorkerLimits};
@@ -127,28 +129,81 @@ impl Running {
     }
 }
 
-/// Per-worker state that connections see: the connection registry (for shutdown and the
-/// sweeper), a pool of buffers and the worker's limits.
+/// What the worker knows of one live connection: enough to stop its reads at shutdown and to
+/// take back its read buffer when it goes quiet.
+pub struct ConnectionEntry {
+    /// The socket, so shutdown can stop its reads.
+    fd: i32,
+    /// The worker tick of its last completed read.
+    last_read: Cell<u32>,
+    /// Set while it waits in a read with a large buffer: the sweeper cancels such a read once the
+    /// connection has been quiet for [`RELEASE_AFTER_TICKS`], so the buffer goes back.
+    canceller: RefCell<Option<monoio::io::Canceller>>,
+    /// What the limits watch: frame, partial-frame and write clocks, queued reply bytes.
+    pub watch: Rc<ConnectionWatch>,
+}
+
+impl ConnectionEntry {
+    /// Records a completed read.
+    #[inline]
+    pub fn read_done(&self, worker: &WorkerState) {
+        self.last_read.set(worker.tick.get());
+    }
+
+    /// A handle for a read the sweeper may cancel when the connection goes quiet.
+    #[inline]
+    pub fn cancel_handle(&self) -> monoio::io::CancelHandle {
+        self.canceller
+            .borrow_mut()
+            .get_or_insert_with(monoio::io::Canceller::new)
+            .handle()
+    }
+
+    /// The read is over: nothing to cancel.
+    #[inline]
+    pub fn clear_cancel(&self) {
+        // Keeping the canceller for the next read costs nothing; only mark it unused.
+        // (A cancelled canceller is replaced by the sweeper with a fresh one.)
+    }
+
+    fn cancel_read(&self) {
+        let mut slot = self.canceller.borrow_mut();
+        if let Some(canceller) = slot.take() {
+            *slot = Some(canceller.cancel());
+        }
+    }
+}
+
+/// Per-worker state that connections see: the connection registry (shutdown, idle buffers), the
+/// buffer pool, and a coarse clock.
 pub struct WorkerState {
-    /// Live connections by fd, so shutdown can stop their reads and the sweeper close them.
-    connections: RefCell<FxHashMap<i32, Rc<ConnectionWatch>>>,
+    /// Live connections.
+    connections: RefCell<Slab<Rc<ConnectionEntry>>>,
     /// Woken when the last connection goes.
     idle_waker: Cell<Option<Waker>>,
-    pool: RefCell<Vec<bytes::BytesMut>>,
+    /// Buffers of this core's connections.
+    pub pool: Pool,
+    /// Advanced by the sweeper every [`TICK`]: connections copy it, no clock read per request.
+    tick: Cell<u32>,
+    /// Timeouts, connection cap, reply budget, refusal log.
     limits: Rc<WorkerLimits>,
 }
 
-/// Buffers kept per worker; larger ones are freed rather than hoarded.
-const POOL_MAX_BUFFERS: usize = 1024;
-const POOL_MAX_CAPACITY: usize = 1 << 20;
+/// The sweeper's period.
+const TICK: Duration = Duration::from_millis(250);
+/// A streaming connection quiet for this many ticks (1 s) gives its large read buffer back.
+const RELEASE_AFTER_TICKS: u32 = 4;
+/// Pool trim period, in ticks (4 s).
+const TRIM_EVERY_TICKS: u32 = 16;
 
 impl WorkerState {
-    /// A worker's state with the limits of `config`, counting refusals into `refusals`.
+    /// A worker's state for `config`, counting refusals into `refusals` (shared by the workers).
     pub fn new(config: &ServerConfig, refusals: Arc<RefusalCounts>) -> Self {
         WorkerState {
-            connections: RefCell::new(FxHashMap::default()),
+            connections: RefCell::new(Slab::new()),
             idle_waker: Cell::new(None),
-            pool: RefCell::new(Vec::new()),
+            pool: Pool::new(config.read_buffer, config.max_pooled_bytes),
+            tick: Cell::new(0),
             limits: Rc::new(WorkerLimits::new(config, refusals)),
         }
     }
@@ -158,48 +213,54 @@ impl WorkerState {
         &self.limits
     }
 
-    /// The watch of the connection on `fd`, registered at accept; a new, unregistered one for a
-    /// stream the accept loop did not register (the sweeper then never sees it).
-    pub fn watch(&self, fd: Option<i32>, peer: SocketAddr) -> Rc<ConnectionWatch> {
-        fd.and_then(|fd| self.connections.borrow().get(&fd).cloned())
-            .unwrap_or_else(|| Rc::new(ConnectionWatch::new(fd, peer, self.limits.clone())))
-    }
-
     /// Live connections on this worker.
     pub fn open_connections(&self) -> usize {
         self.connections.borrow().len()
     }
 
-    /// A cleared buffer of at least `capacity` bytes, from the pool when one is there.
-    pub fn take_buffer(&self, capacity: usize) -> bytes::BytesMut {
-        let mut buf = self.pool.borrow_mut().pop().unwrap_or_default();
-        buf.clear();
-        buf.reserve(capacity);
-        buf
+    /// A cleared large buffer, from the pool when one is there.
+    pub fn take_buffer(&self) -> bytes::BytesMut {
+        self.pool.take_large()
     }
 
     /// Gives a buffer back to the pool.
-    pub fn return_buffer(&self, mut buf: bytes::BytesMut) {
-        let mut pool = self.pool.borrow_mut();
-        if pool.len() < POOL_MAX_BUFFERS && buf.capacity() <= POOL_MAX_CAPACITY {
-            buf.clear();
-            pool.push(buf);
+    pub fn return_buffer(&self, buf: bytes::BytesMut) {
+        self.pool.give(buf)
+    }
+
+    /// Registers a connection; a negative `fd` for a stream without one (in-memory streams of
+    /// tests and fuzzing: nothing to shut down).
+    pub fn register(&self, fd: i32, peer: SocketAddr) -> (usize, Rc<ConnectionEntry>) {
+        let socket = (fd >= 0).then_some(fd);
+        let entry = Rc::new(ConnectionEntry {
+            fd,
+            last_read: Cell::new(self.tick.get()),
+            canceller: RefCell::new(None),
+            watch: Rc::new(ConnectionWatch::new(socket, peer, self.limits.clone())),
+        });
+        (self.connections.borrow_mut().insert(entry.clone()), entry)
+    }
+
+    /// One sweep: advance the clocks, take back the large read buffers of quiet connections,
+    /// close those past a timeout (limits::sweeper), and trim the pool now and then.
+    fn sweep(&self) {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        let now = self.limits.tick();
+        for (_, entry) in self.connections.borrow().iter() {
+            if tick.wrapping_sub(entry.last_read.get()) >= RELEASE_AFTER_TICKS {
+                entry.cancel_read();
+            }
+            sweeper::sweep(&self.limits, &entry.watch, now);
+        }
+        if tick % TRIM_EVERY_TICKS == 0 {
+            self.pool.trim();
         }
     }
 
-    fn register(&self, fd: i32, peer: SocketAddr) -> Rc<ConnectionWatch> {
-        let watch = Rc::new(ConnectionWatch::new(Some(fd), peer, self.limits.clone()));
-        self.connections.borrow_mut().insert(fd, watch.clone());
-        watch
-    }
-
-    fn unregister(&self, watch: &Rc<ConnectionWatch>) {
+    pub fn unregister(&self, key: usize) {
         let mut connections = self.connections.borrow_mut();
-        let fd = watch.fd().expect("registered with its fd");
-        // Only if still ours: a newer connection on the same fd number replaces the entry.
-        if connections.get(&fd).is_some_and(|w| Rc::ptr_eq(w, watch)) {
-            connections.remove(&fd);
-        }
+        connections.try_remove(key);
         if connections.is_empty() {
             if let Some(waker) = self.idle_waker.take() {
                 waker.wake();
@@ -210,7 +271,8 @@ impl WorkerState {
     /// Stops reading on every connection: their reads end as at EOF, and each then finishes what
     /// it has read, writes the replies and closes (spec 4.13; Go's `CloseRead`).
     fn stop_reading(&self) {
-        for &fd in self.connections.borrow().keys() {
+        for (_, entry) in self.connections.borrow().iter().filter(|(_, e)| e.fd >= 0) {
+            let fd = entry.fd;
             // SAFETY: shutdown(2) takes a plain fd number and touches no memory of ours. The fd is
             // still this connection's: its task unregisters it in the same poll in which the
             // stream is dropped (no await in between), and this runs on the same thread.
@@ -243,7 +305,7 @@ pub fn run_workers<M, S, Fut, E>(
 where
     M: Fn(WorkerId) -> Result<S, E> + Send + Sync + 'static,
     E: Into<BoxError>,
-    S: Fn(TcpStream, SocketAddr, Rc<WorkerState>) -> Fut + 'static,
+    S: Fn(Accepted) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     let driver = config.io.resolve()?;
@@ -268,7 +330,7 @@ where
         };
         let make_serve = make_serve.clone();
         let listener_shutdown = shutdown.listener();
-        let worker_config = config.clone();
+        let config = config.clone();
         let worker_refusals = refusals.clone();
         let ready = ready_tx.clone();
         let (go_tx, go_rx) = mpsc::channel::<bool>();
@@ -308,9 +370,8 @@ where
                     if go_rx.recv() != Ok(true) {
                         return;
                     }
-                    let state = Rc::new(WorkerState::new(&worker_config, worker_refusals));
-                    let grace = worker_config.grace_period;
-                    worker(index, listener, serve, state, listener_shutdown, grace).await;
+                    let state = Rc::new(WorkerState::new(&config, worker_refusals));
+                    worker(index, listener, serve, state, listener_shutdown, &config).await;
                 });
                 if let Err(source) = ran {
                     let _ = ready.send(Err(StartError::Runtime { worker: id, source }));
@@ -406,6 +467,16 @@ fn bind_listeners(
     Ok(listeners)
 }
 
+/// A connection as the worker hands it to the per-connection function.
+pub struct Accepted {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    /// The worker's state: buffer pool, clock.
+    pub worker: Rc<WorkerState>,
+    /// The worker's record of this connection.
+    pub entry: Rc<ConnectionEntry>,
+}
+
 /// A worker: accept until shutdown, then stop reading everywhere and wait (bounded) for every
 /// connection to drain.
 async fn worker<S, Fut>(
@@ -414,9 +485,9 @@ async fn worker<S, Fut>(
     serve: S,
     state: Rc<WorkerState>,
     shutdown: ShutdownListener,
-    grace: Duration,
+    config: &ServerConfig,
 ) where
-    S: Fn(TcpStream, SocketAddr, Rc<WorkerState>) -> Fut + 'static,
+    S: Fn(Accepted) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     let listener = match TcpListener::from_std(listener) {
@@ -426,24 +497,24 @@ async fn worker<S, Fut>(
             return;
         }
     };
-    // The sweeper runs until the runtime ends: through the drain too, where the write timeout
-    // still resets peers that do not read.
-    let swept = state.clone();
-    monoio::spawn(sweeper::run(state.limits.clone(), move |visit| {
-        for watch in swept.connections.borrow().values() {
-            visit(watch);
-        }
-    }));
+    let sweeper = {
+        let state = state.clone();
+        monoio::spawn(async move {
+            loop {
+                monoio::time::sleep(TICK).await;
+                state.sweep();
+            }
+        })
+    };
     monoio::select! {
         _ = accept_loop(&listener, &serve, &state) => {}
         _ = shutdown.wait() => {}
     }
     drop(listener);
     state.stop_reading();
-    if monoio::time::timeout(grace, state.all_closed())
-        .await
-        .is_err()
-    {
+    let drained = monoio::time::timeout(config.grace_period, state.all_closed()).await;
+    drop(sweeper);
+    if drained.is_err() {
         tracing::warn!(
             worker = index,
             open = state.connections.borrow().len(),
@@ -453,11 +524,11 @@ async fn worker<S, Fut>(
 }
 
 /// Accepts until dropped: past the connection cap a connection is closed at once (the client
-/// sees EOF before any byte); a failed accept (EMFILE, ENFILE) backs off, 5 ms doubling to 1 s.
-/// Both are refusals: logged (rate-limited) and counted.
+/// reads EOF before any byte); a failed accept (EMFILE, ENFILE) backs off, 5 ms doubling to 1 s,
+/// as Go's accept loop does. Both are refusals: logged (rate-limited) and counted.
 async fn accept_loop<S, Fut>(listener: &TcpListener, serve: &S, state: &Rc<WorkerState>)
 where
-    S: Fn(TcpStream, SocketAddr, Rc<WorkerState>) -> Fut + 'static,
+    S: Fn(Accepted) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     let limits = state.limits.clone();
@@ -471,17 +542,22 @@ where
                     drop(stream);
                     continue;
                 }
-                let watch = state.register(stream.as_raw_fd(), peer);
-                let conn = serve(stream, peer, state.clone());
+                let (key, entry) = state.register(stream.as_raw_fd(), peer);
+                let conn = serve(Accepted {
+                    stream,
+                    peer,
+                    worker: state.clone(),
+                    entry,
+                });
                 let state = state.clone();
                 monoio::spawn(async move {
                     conn.await;
-                    state.unregister(&watch);
+                    state.unregister(key);
                 });
             }
             Err(e) => {
                 // The pending connection stays in the backlog and the next accept fails at once
-                // until something closes: wait instead of spinning (Go does the same).
+                // until something closes: wait instead of spinning.
                 let delay = backoff.failed();
                 let detail = format!("{e}; next accept in {delay:?}");
                 limits

@@ -95,7 +95,14 @@ fn sigterm_while_requests_run_answers_every_request_read_and_refuses_new_connect
             } else {
                 ("Echo", vec![i as u8; 2000])
             };
-            burst.extend(common::request(seq, "Echo", method, SerializeType::Raw, &[], &payload));
+            burst.extend(common::request(
+                seq,
+                "Echo",
+                method,
+                SerializeType::Raw,
+                &[],
+                &payload,
+            ));
         }
         client.send(&burst);
     }
@@ -111,7 +118,14 @@ fn sigterm_while_requests_run_answers_every_request_read_and_refuses_new_connect
             // Accepted in a race with the listener's close: it must be closed, unserved.
             use std::io::{Read, Write};
             late.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let _ = late.write_all(&common::request(1, "Echo", "Echo", SerializeType::Raw, &[], b"x"));
+            let _ = late.write_all(&common::request(
+                1,
+                "Echo",
+                "Echo",
+                SerializeType::Raw,
+                &[],
+                b"x",
+            ));
             let mut byte = [0u8; 1];
             let refused = match late.read(&mut byte) {
                 Ok(n) => n == 0,
@@ -128,5 +142,9 @@ fn sigterm_while_requests_run_answers_every_request_read_and_refuses_new_connect
     }
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status:?}");
-    assert!(signalled.elapsed() < Duration::from_secs(5), "{:?}", signalled.elapsed());
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        signalled.elapsed()
+    );
 }

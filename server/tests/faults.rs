@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{request, Client, TestServer};
 use ringrpc_codec::{MessageStatus, SerializeType};
 use ringrpc_server::bytes::Bytes;
-use ringrpc_server::{demo, Service, ServerConfig, ServiceError, ServiceTable};
+use ringrpc_server::{demo, ServerConfig, Service, ServiceError, ServiceTable};
 
 /// Closes the client's socket with a reset (SO_LINGER 0) instead of a FIN.
 fn reset(client: Client) {
@@ -48,7 +48,14 @@ fn resets_mid_frame_mid_reply_and_with_replies_in_flight_cost_the_others_nothing
 
         // Mid-reply: a 2 MiB reply, a few bytes of it read, then a reset.
         let mut big = server.connect();
-        big.send(&request(2, "Echo", "Echo", SerializeType::Raw, &[], &vec![2u8; 2 << 20]));
+        big.send(&request(
+            2,
+            "Echo",
+            "Echo",
+            SerializeType::Raw,
+            &[],
+            &vec![2u8; 2 << 20],
+        ));
         let mut some = [0u8; 1000];
         big.stream.read_exact(&mut some).unwrap();
         reset(big);
@@ -56,20 +63,33 @@ fn resets_mid_frame_mid_reply_and_with_replies_in_flight_cost_the_others_nothing
         // Replies in flight: slow requests running when the peer resets.
         let mut pending = server.connect();
         for seq in 0..10 {
-            pending.send(&request(seq, "Echo", "Sleep", SerializeType::Raw, &[], b"50"));
+            pending.send(&request(
+                seq,
+                "Echo",
+                "Sleep",
+                SerializeType::Raw,
+                &[],
+                b"50",
+            ));
         }
         reset(pending);
 
         for (i, client) in bystanders.iter_mut().enumerate() {
             let payload = format!("round {round} client {i}");
-            assert_eq!(client.echo(round, payload.as_bytes()).payload(), payload.as_bytes());
+            assert_eq!(
+                client.echo(round, payload.as_bytes()).payload(),
+                payload.as_bytes()
+            );
         }
     }
     // Let the in-flight sleeps finish and hit their dead sockets.
     std::thread::sleep(Duration::from_millis(200));
     drop(bystanders);
     let took = timed_stop(server);
-    assert!(took < Duration::from_secs(2), "shutdown took {took:?}: a connection was wedged");
+    assert!(
+        took < Duration::from_secs(2),
+        "shutdown took {took:?}: a connection was wedged"
+    );
 }
 
 #[test]
@@ -77,12 +97,22 @@ fn a_handler_that_never_finishes_wedges_neither_its_connection_nor_the_shutdown(
     let server = server(500);
     let mut client = server.connect();
     // An hour: the grace period, not the handler, ends it.
-    client.send(&request(1, "Echo", "Sleep", SerializeType::Raw, &[], b"3600000"));
+    client.send(&request(
+        1,
+        "Echo",
+        "Sleep",
+        SerializeType::Raw,
+        &[],
+        b"3600000",
+    ));
     for seq in 2..50 {
         assert_eq!(client.echo(seq, b"meanwhile").seq(), seq);
     }
     let took = timed_stop(server);
-    assert!(took >= Duration::from_millis(400), "{took:?}: the grace period was not waited");
+    assert!(
+        took >= Duration::from_millis(400),
+        "{took:?}: the grace period was not waited"
+    );
     assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
 }
 

@@ -52,7 +52,10 @@ fn accept_backs_off_when_out_of_descriptors_and_serves_again_after() {
     set_nofile(original);
     assert!(failures >= 1, "accept never failed");
     // 1.5 s of 5, 10, 20, ... ms pauses is about ten attempts; a spinning loop makes thousands.
-    assert!(failures <= 30, "{failures} failed accepts in 1.5 s: not backing off");
+    assert!(
+        failures <= 30,
+        "{failures} failed accepts in 1.5 s: not backing off"
+    );
 
     let deadline = Instant::now() + Duration::from_secs(5);
     let reply = loop {

@@ -124,11 +124,18 @@ fn slowloris(addr: SocketAddr) -> (usize, Duration) {
 
 /// Never reads: sends 16 KiB requests as fast as the socket takes them, until all are closed.
 fn deaf(addr: SocketAddr) -> (usize, Duration) {
-    let frame = request(2, "Echo", "Echo", SerializeType::Raw, &[], &vec![4u8; 16 << 10]);
+    let frame = request(
+        2,
+        "Echo",
+        "Echo",
+        SerializeType::Raw,
+        &[],
+        &vec![4u8; 16 << 10],
+    );
     let mut conns: Vec<Option<(TcpStream, usize)>> = (0..DEAF)
         .map(|_| {
-            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-                .unwrap();
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
             // A small window, as a peer that does not read soon advertises.
             socket.set_recv_buffer_size(4096).unwrap();
             socket.connect(&addr.into()).unwrap();
@@ -210,7 +217,9 @@ fn hostile_connections_are_closed_and_good_clients_served_within_the_memory_boun
     let peak_kib = status_kib(pid, "VmHWM:");
     stop.store(true, Ordering::Relaxed);
     for client in good_clients {
-        client.join().expect("a good client got a wrong or missing reply");
+        client
+            .join()
+            .expect("a good client got a wrong or missing reply");
     }
     let sampled_kib = sampler.join().unwrap();
     let served = replies.load(Ordering::Relaxed);
@@ -230,7 +239,10 @@ fn hostile_connections_are_closed_and_good_clients_served_within_the_memory_boun
     let _ = std::fs::remove_file(&server.log);
     assert_eq!(slow_closed, SLOWLORIS, "every slowloris connection closed");
     assert_eq!(deaf_closed, DEAF, "every deaf connection closed");
-    assert!(served >= 1000, "good clients made progress: {served} replies");
+    assert!(
+        served >= 1000,
+        "good clients made progress: {served} replies"
+    );
     assert!(
         peak_kib < RSS_BOUND_KIB,
         "server peak RSS {peak_kib} KiB over the {RSS_BOUND_KIB} KiB bound"

@@ -37,7 +37,10 @@ fn an_idle_connection_is_closed_and_a_busy_one_is_not() {
         assert_eq!(busy.echo(seq, b"ping").payload(), b"ping");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(idle.is_closed_within(Duration::from_millis(10)), "idle one closed by now");
+    assert!(
+        idle.is_closed_within(Duration::from_millis(10)),
+        "idle one closed by now"
+    );
     assert_eq!(busy.echo(seq + 1, b"still").payload(), b"still");
     assert!(server.refusals().get(Reason::IdleTimeout) >= 1);
     // Once idle, the busy one goes too: no frame for 400 ms.
@@ -48,7 +51,14 @@ fn an_idle_connection_is_closed_and_a_busy_one_is_not() {
 fn a_request_running_past_the_idle_timeout_still_gets_its_reply() {
     let server = TestServer::with(config().idle_timeout(ms(300)), demo::demo_table);
     let mut client = server.connect();
-    client.send(&request(1, "Echo", "Sleep", SerializeType::Raw, &[], b"800"));
+    client.send(&request(
+        1,
+        "Echo",
+        "Sleep",
+        SerializeType::Raw,
+        &[],
+        b"800",
+    ));
     // Read-closed at about 300 ms, the reply still goes out at 800 ms, then the close.
     assert_eq!(client.recv().payload(), b"800");
     assert!(client.is_closed_within(Duration::from_secs(3)));
@@ -57,7 +67,9 @@ fn a_request_running_past_the_idle_timeout_still_gets_its_reply() {
 #[test]
 fn slowloris_is_closed_by_the_frame_read_timeout_after_its_earlier_replies() {
     let server = TestServer::with(
-        config().frame_read_timeout(ms(500)).idle_timeout(ms(60_000)),
+        config()
+            .frame_read_timeout(ms(500))
+            .idle_timeout(ms(60_000)),
         demo::demo_table,
     );
     let mut bystander = server.connect();
@@ -84,7 +96,11 @@ fn slowloris_is_closed_by_the_frame_read_timeout_after_its_earlier_replies() {
         }
     };
     assert!(closed, "slowloris still open after {:?}", started.elapsed());
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(server.refusals().get(Reason::FrameReadTimeout), 1);
     assert_eq!(bystander.echo(9, b"fine").payload(), b"fine");
 }
@@ -93,7 +109,14 @@ fn slowloris_is_closed_by_the_frame_read_timeout_after_its_earlier_replies() {
 fn a_large_frame_arriving_steadily_within_the_timeout_is_served() {
     let server = TestServer::with(config().frame_read_timeout(ms(1000)), demo::demo_table);
     let mut client = server.connect();
-    let big = request(1, "Echo", "Echo", SerializeType::Raw, &[], &vec![3u8; 600_000]);
+    let big = request(
+        1,
+        "Echo",
+        "Echo",
+        SerializeType::Raw,
+        &[],
+        &vec![3u8; 600_000],
+    );
     for piece in big.chunks(100_000) {
         client.send(piece);
         std::thread::sleep(Duration::from_millis(50));
@@ -105,7 +128,14 @@ fn a_large_frame_arriving_steadily_within_the_timeout_is_served() {
 /// Sends 64 KiB echo requests without reading until the socket blocks; returns the bytes sent.
 fn flood_without_reading(client: &mut Client, seconds: f64) -> usize {
     client.stream.set_nonblocking(true).unwrap();
-    let frame = request(1, "Echo", "Echo", SerializeType::Raw, &[], &vec![1u8; 64 << 10]);
+    let frame = request(
+        1,
+        "Echo",
+        "Echo",
+        SerializeType::Raw,
+        &[],
+        &vec![1u8; 64 << 10],
+    );
     let until = Instant::now() + Duration::from_secs_f64(seconds);
     let (mut sent, mut at) = (0, 0);
     while Instant::now() < until {
@@ -130,7 +160,10 @@ fn a_peer_that_stops_reading_is_reset_by_the_write_timeout() {
     let mut bystander = server.connect();
     let mut deaf = server.connect();
     let sent = flood_without_reading(&mut deaf, 2.0);
-    assert!(sent > 1 << 20, "only {sent} bytes went out before the socket blocked");
+    assert!(
+        sent > 1 << 20,
+        "only {sent} bytes went out before the socket blocked"
+    );
     assert!(server.refusals().get(Reason::WriteTimeout) >= 1);
     // The reset reaches the client: reading now gives an error or EOF, not the queued replies
     // forever.
@@ -149,7 +182,10 @@ fn the_reply_budget_pauses_the_biggest_queue_and_serves_the_rest() {
     let mut deaf = server.connect();
     let mut good = server.connect();
     flood_without_reading(&mut deaf, 1.0);
-    assert!(server.refusals().get(Reason::ReplyBudget) >= 1, "the deaf one was paused");
+    assert!(
+        server.refusals().get(Reason::ReplyBudget) >= 1,
+        "the deaf one was paused"
+    );
     for seq in 0..100 {
         assert_eq!(good.echo(seq, &[5u8; 1000]).payload(), &[5u8; 1000]);
     }
@@ -177,7 +213,14 @@ fn past_the_connection_cap_a_client_is_refused_cleanly_and_served_once_others_le
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut again = loop {
         let mut client = server.connect();
-        client.send(&request(7, "Echo", "Echo", SerializeType::Raw, &[], b"back"));
+        client.send(&request(
+            7,
+            "Echo",
+            "Echo",
+            SerializeType::Raw,
+            &[],
+            b"back",
+        ));
         if let Some(reply) = client.recv_within(Duration::from_millis(500)) {
             assert_eq!(reply.payload(), b"back");
             break client;

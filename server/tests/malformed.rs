@@ -117,7 +117,10 @@ fn each_malformed_class_closes_only_its_connection() {
         );
     }
     // Each close was one refusal, counted (and logged, rate-limited) with its reason.
-    assert_eq!(server.refusals().get(ringrpc_server::Reason::Malformed), count);
+    assert_eq!(
+        server.refusals().get(ringrpc_server::Reason::Malformed),
+        count
+    );
 }
 
 #[test]

@@ -75,7 +75,14 @@ async fn good(addr: SocketAddr, id: u64, requests: u64, tally: Rc<Tally>) {
         let batch = DEPTH.min(requests - seq);
         let mut out = Vec::new();
         for s in seq..seq + batch {
-            out.extend(common::request(s, "Echo", "Echo", SerializeType::Raw, &[], &payload(s)));
+            out.extend(common::request(
+                s,
+                "Echo",
+                "Echo",
+                SerializeType::Raw,
+                &[],
+                &payload(s),
+            ));
         }
         bump(&tally.sent, batch);
         let (res, _) = writer.write_all(out).await;

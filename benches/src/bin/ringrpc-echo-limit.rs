@@ -16,7 +16,6 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::rc::Rc;
 
 use bytes::BytesMut;
 use clap::Parser;
@@ -25,7 +24,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use ringrpc_codec::{Decoder, Limits};
 use ringrpc_server::config::{CpuList, IoDriver, ServerConfig};
-use ringrpc_server::runtime::{run_workers, Running, StartError, WorkerState};
+use ringrpc_server::runtime::{run_workers, Accepted, Running, StartError};
 use ringrpc_server::Shutdown;
 
 /// Command line.
@@ -117,12 +116,10 @@ pub async fn echo_frames(mut stream: TcpStream) -> std::io::Result<()> {
 /// every clone of it is dropped).
 pub fn start(args: &Args, shutdown: &Shutdown) -> Result<Running, StartError> {
     run_workers(&args.config(), shutdown, |_worker| {
-        Ok::<_, std::convert::Infallible>(
-            |stream: TcpStream, _peer: SocketAddr, _worker: Rc<WorkerState>| async move {
-                // A peer that resets or misframes only ends its own connection.
-                let _ = echo_frames(stream).await;
-            },
-        )
+        Ok::<_, std::convert::Infallible>(|accepted: Accepted| async move {
+            // A peer that resets or misframes only ends its own connection.
+            let _ = echo_frames(accepted.stream).await;
+        })
     })
 }
 

@@ -10,7 +10,7 @@ use std::io;
 
 use bytes::{Buf, BytesMut};
 use monoio::buf::IoBufMut;
-use monoio::io::AsyncReadRent;
+use monoio::io::{AsyncReadRent, CancelHandle, CancelableAsyncReadRent};
 use ringrpc_codec::{DecodeError, Decoder, Header, Message};
 
 /// The receive buffer of one connection and the decoder that finds frames in it.
@@ -33,22 +33,81 @@ impl FrameReader {
     }
 
     /// Reads once from `reader`, appending to what is buffered; returns the bytes read (0 at EOF).
-    /// Makes room first for the rest of the frame being received, or `read_size` bytes.
+    /// Makes room first (see [`FrameReader::make_room`]).
     pub async fn fill<R: AsyncReadRent>(&mut self, reader: &mut R) -> io::Result<usize> {
-        let rest_of_frame = match self.decoder.frame_len(&self.buf) {
-            Ok(Some(frame_len)) if frame_len > self.buf.len() => frame_len - self.buf.len(),
-            _ => 0,
-        };
-        let want = rest_of_frame.max(self.read_size);
-        if self.buf.capacity() - self.buf.len() < want {
-            self.buf.reserve(want);
-        }
+        self.make_room();
         let filled = self.buf.len();
         let cap = self.buf.capacity();
         let buf = std::mem::take(&mut self.buf);
         let (result, slice) = reader.read(buf.slice_mut(filled..cap)).await;
         self.buf = slice.into_inner();
         result
+    }
+
+    /// As [`FrameReader::fill`], with a read that `cancel` can end early (with `ECANCELED`, the
+    /// buffer and what it holds kept: no byte is lost).
+    pub async fn fill_cancelable<R: CancelableAsyncReadRent>(
+        &mut self,
+        reader: &mut R,
+        cancel: CancelHandle,
+    ) -> io::Result<usize> {
+        self.make_room();
+        let filled = self.buf.len();
+        let cap = self.buf.capacity();
+        let buf = std::mem::take(&mut self.buf);
+        let (result, slice) = reader
+            .cancelable_read(buf.slice_mut(filled..cap), cancel)
+            .await;
+        self.buf = slice.into_inner();
+        result
+    }
+
+    /// Makes room for the rest of the frame being received, or `read_size` bytes, whichever is
+    /// more: in place when the buffer is not shared, else in a new allocation.
+    #[inline]
+    pub fn make_room(&mut self) {
+        let want = self.wanted();
+        if self.spare() < want {
+            self.buf.reserve(want);
+        }
+    }
+
+    /// Room the next read wants: the rest of the frame being received, or `read_size` bytes.
+    #[inline]
+    pub fn wanted(&self) -> usize {
+        let rest_of_frame = match self.decoder.frame_len(&self.buf) {
+            Ok(Some(frame_len)) if frame_len > self.buf.len() => frame_len - self.buf.len(),
+            _ => 0,
+        };
+        rest_of_frame.max(self.read_size)
+    }
+
+    /// Bytes the buffer can take without growing.
+    #[inline]
+    pub fn spare(&self) -> usize {
+        self.buf.capacity() - self.buf.len()
+    }
+
+    /// The buffer's whole capacity.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Sets the least room asked of the socket per read.
+    #[inline]
+    pub fn set_read_size(&mut self, read_size: usize) {
+        self.read_size = read_size.max(1);
+    }
+
+    /// Moves what is buffered into `buf` (copied, once) and returns the old buffer, emptied: for
+    /// a connection that changes buffer size class.
+    pub fn replace_buffer(&mut self, mut buf: BytesMut) -> BytesMut {
+        buf.clear();
+        buf.extend_from_slice(&self.buf);
+        let mut old = std::mem::replace(&mut self.buf, buf);
+        old.clear();
+        old
     }
 
     /// Takes the next whole frame off the front and parses it; `Ok(None)` until one is buffered.

@@ -3,8 +3,9 @@
 //!
 //! - [`watch`]: what a connection tells its worker, by copying a coarse clock into a few cells
 //!   (last whole frame, partial frame since, write started) and reporting its queued reply bytes.
-//! - [`sweeper`]: one task per worker that ticks the coarse clock and closes the connections past
-//!   their idle, frame-read or write timeout. No timer per read, per write or per request.
+//! - [`sweeper`]: what the worker's sweeper (runtime.rs, every 250 ms) does for the limits: close
+//!   the connections past their idle, frame-read or write timeout. No timer per read, per write
+//!   or per request.
 //! - [`budget`]: the per-core budget of queued reply bytes; past it, the connections with the
 //!   most queued stop being read first.
 //! - [`admission`]: who gets in: the connection cap per core, and backing off when accept runs
@@ -44,20 +45,6 @@ pub struct Timeouts {
     pub write: Option<Duration>,
 }
 
-impl Timeouts {
-    /// How often the sweeper looks: a quarter of the shortest timeout, between 50 ms and 1 s, so
-    /// a connection is closed at most a quarter late; `None` when every timeout is off.
-    pub fn sweep_period(&self) -> Option<Duration> {
-        [self.idle, self.frame_read, self.write]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|shortest| {
-                (shortest / 4).clamp(Duration::from_millis(50), Duration::from_millis(1000))
-            })
-    }
-}
-
 /// One worker's limits state, shared by its connections' watches: the coarse clock, the reply
 /// budget and the refusal log.
 pub struct WorkerLimits {
@@ -95,7 +82,7 @@ impl WorkerLimits {
         self.now.get()
     }
 
-    /// Advances the coarse clock to the real time; the sweeper calls it once per tick.
+    /// Advances the coarse clock to the real time; the worker's sweeper calls it once per tick.
     pub fn tick(&self) -> u64 {
         let now = self.started.elapsed().as_millis() as u64 + 1;
         self.now.set(now);
@@ -106,33 +93,6 @@ impl WorkerLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sweep_period_is_a_quarter_of_the_shortest_timeout_within_bounds() {
-        let off = Timeouts {
-            idle: None,
-            frame_read: None,
-            write: None,
-        };
-        assert_eq!(off.sweep_period(), None);
-        let secs = |s| Some(Duration::from_secs(s));
-        let defaults = Timeouts {
-            idle: secs(300),
-            frame_read: secs(30),
-            write: secs(30),
-        };
-        assert_eq!(defaults.sweep_period(), Some(Duration::from_secs(1)));
-        let short = Timeouts {
-            write: Some(Duration::from_millis(800)),
-            ..defaults
-        };
-        assert_eq!(short.sweep_period(), Some(Duration::from_millis(200)));
-        let tiny = Timeouts {
-            write: Some(Duration::from_millis(10)),
-            ..defaults
-        };
-        assert_eq!(tiny.sweep_period(), Some(Duration::from_millis(50)));
-    }
 
     #[test]
     fn the_clock_starts_at_one_and_only_moves_on_tick() {

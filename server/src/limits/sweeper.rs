@@ -1,6 +1,7 @@
-//! One task per worker that enforces the timeouts: every period (a quarter of the shortest
-//! timeout, 50 ms to 1 s) it advances the worker's coarse clock and walks the worker's
-//! connections, closing those past a timeout.
+//! Enforcing the timeouts: the worker's sweeper task (runtime.rs, every 250 ms, the task that
+//! also takes back quiet connections' buffers) advances the limits' coarse clock and calls
+//! [`sweep`] on every connection, which closes it if it is past a timeout. A timeout is thus
+//! enforced at most one tick late.
 //!
 //! Closing is done to the socket, not the task: `shutdown(2)` on the connection's fd makes its
 //! pending read (or write) complete, and the connection's own code then ends as it would at EOF
@@ -13,25 +14,7 @@
 //!   replies are dropped, and the close resets the connection so that the kernel frees its send
 //!   buffer too instead of holding it for a peer that does not read.
 
-use std::rc::Rc;
-
 use super::{ConnectionWatch, Reason, WorkerLimits};
-
-/// Runs the sweeper of one worker until the worker's runtime ends. `connections` calls its
-/// argument on every live connection's watch. Returns at once when every timeout is off.
-pub async fn run<F>(limits: Rc<WorkerLimits>, connections: F)
-where
-    F: Fn(&mut dyn FnMut(&ConnectionWatch)),
-{
-    let Some(period) = limits.timeouts.sweep_period() else {
-        return;
-    };
-    loop {
-        monoio::time::sleep(period).await;
-        let now = limits.tick();
-        connections(&mut |watch| sweep(&limits, watch, now));
-    }
-}
 
 /// Closes `watch`'s connection if it is past a timeout at coarse time `now`; each kind of close
 /// happens (and is logged) once.
@@ -85,6 +68,7 @@ fn reset(watch: &ConnectionWatch) {
 mod tests {
     use super::*;
     use crate::ServerConfig;
+    use std::rc::Rc;
     use std::time::Duration;
 
     #[test]

@@ -1,0 +1,198 @@
+//! The per-core buffer pool: memory follows bytes in flight, not connections.
+//!
+//! A connection takes a buffer when bytes arrive or replies are queued and gives it back as soon
+//! as it drains, so an idle connection holds at most one small parked read buffer, and a burst's
+//! buffers are reused by the next burst instead of being allocated again. Two size classes:
+//!
+//! - **small** ([`SMALL`], 2 KiB): the buffer a quiet connection parks its read with; one
+//!   latency-bound request (a 581-byte `Echo.Echo` is a 621-byte frame) fits whole.
+//! - **large** (`read_buffer`, 64 KiB by default): reads of a streaming connection and output
+//!   batches.
+//!
+//! Each class keeps at most a cap of free buffers (`max_pooled_bytes` split between them); a
+//! buffer given back past the cap, or grown past four times its class, is freed. Trim: every
+//! [`Pool::trim`] (the worker's sweeper calls it every few seconds) frees half of the buffers that
+//! stayed unused since the last trim, so memory returns to the allocator after a burst.
+
+use std::cell::{Cell, RefCell};
+
+use bytes::BytesMut;
+
+/// The small class: the parked read buffer of a quiet connection.
+pub const SMALL: usize = 2 << 10;
+
+/// One size class: free buffers, and the fewest there were since the last trim.
+struct Class {
+    size: usize,
+    max_free: usize,
+    free: RefCell<Vec<BytesMut>>,
+    low_water: Cell<usize>,
+}
+
+impl Class {
+    fn new(size: usize, max_free: usize) -> Self {
+        Class {
+            size,
+            max_free,
+            free: RefCell::new(Vec::new()),
+            low_water: Cell::new(0),
+        }
+    }
+
+    #[inline]
+    fn take(&self) -> BytesMut {
+        let mut free = self.free.borrow_mut();
+        match free.pop() {
+            Some(buf) => {
+                if free.len() < self.low_water.get() {
+                    self.low_water.set(free.len());
+                }
+                buf
+            }
+            None => {
+                self.low_water.set(0);
+                BytesMut::with_capacity(self.size)
+            }
+        }
+    }
+
+    #[inline]
+    fn give(&self, mut buf: BytesMut) {
+        buf.clear();
+        // Frames split off the front leave a view on the tail of the allocation: take the whole
+        // allocation back when no frame holds it any more (never allocates). One still shared
+        // with a frame an async call holds cannot be reused in place: let it go.
+        if buf.capacity() < self.size && !buf.try_reclaim(self.size) {
+            return;
+        }
+        if buf.capacity() > 4 * self.size {
+            return;
+        }
+        let mut free = self.free.borrow_mut();
+        if free.len() < self.max_free {
+            free.push(buf);
+        }
+    }
+
+    fn trim(&self) -> usize {
+        let mut free = self.free.borrow_mut();
+        let unused = self.low_water.get().min(free.len());
+        let drop = unused.div_ceil(2);
+        let keep = free.len() - drop;
+        free.truncate(keep);
+        free.shrink_to(keep.max(16));
+        self.low_water.set(free.len());
+        drop * self.size
+    }
+
+    fn pooled_bytes(&self) -> usize {
+        self.free.borrow().iter().map(BytesMut::capacity).sum()
+    }
+}
+
+/// A worker's buffers; one per core, used only on its thread.
+pub struct Pool {
+    small: Class,
+    large: Class,
+}
+
+impl Pool {
+    /// A pool whose large class is `large` bytes, keeping at most `max_pooled_bytes` of free
+    /// buffers (three quarters for the large class).
+    pub fn new(large: usize, max_pooled_bytes: usize) -> Self {
+        let large = large.max(SMALL * 2);
+        Pool {
+            small: Class::new(SMALL, (max_pooled_bytes / 4 / SMALL).max(1)),
+            large: Class::new(large, (max_pooled_bytes / 4 * 3 / large).max(1)),
+        }
+    }
+
+    /// The large class size.
+    pub fn large_size(&self) -> usize {
+        self.large.size
+    }
+
+    /// An empty small buffer.
+    #[inline]
+    pub fn take_small(&self) -> BytesMut {
+        self.small.take()
+    }
+
+    /// An empty large buffer.
+    #[inline]
+    pub fn take_large(&self) -> BytesMut {
+        self.large.take()
+    }
+
+    /// Gives a buffer back to its class (or frees it).
+    #[inline]
+    pub fn give(&self, mut buf: BytesMut) {
+        buf.clear();
+        // Judge the class by the whole allocation, not the view left after frames were split.
+        let _ = buf.try_reclaim(self.large.size);
+        if buf.capacity() >= self.large.size {
+            self.large.give(buf)
+        } else if buf.capacity() != 0 {
+            self.small.give(buf)
+        }
+    }
+
+    /// Frees half of the buffers unused since the last trim; returns the bytes freed.
+    pub fn trim(&self) -> usize {
+        self.small.trim() + self.large.trim()
+    }
+
+    /// Bytes held in free buffers.
+    pub fn pooled_bytes(&self) -> usize {
+        self.small.pooled_bytes() + self.large.pooled_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_reused_by_class() {
+        let pool = Pool::new(64 << 10, 1 << 20);
+        let small = pool.take_small();
+        let large = pool.take_large();
+        assert!(small.capacity() >= SMALL && small.capacity() < 64 << 10);
+        assert!(large.capacity() >= 64 << 10);
+        let (small_ptr, large_ptr) = (small.as_ptr(), large.as_ptr());
+        pool.give(small);
+        pool.give(large);
+        assert_eq!(pool.take_small().as_ptr(), small_ptr);
+        assert_eq!(pool.take_large().as_ptr(), large_ptr);
+    }
+
+    #[test]
+    fn the_pool_is_capped_and_trimmed_after_a_burst() {
+        let pool = Pool::new(64 << 10, 1 << 20);
+        // A burst: 100 large buffers out at once, then all back.
+        let burst: Vec<_> = (0..100).map(|_| pool.take_large()).collect();
+        for buf in burst {
+            pool.give(buf);
+        }
+        // The cap: three quarters of 1 MiB in 64 KiB buffers.
+        assert_eq!(pool.pooled_bytes(), 12 * (64 << 10));
+        // Nothing used since: each trim frees half of what stayed unused.
+        pool.trim();
+        pool.trim();
+        let after = pool.pooled_bytes();
+        pool.trim();
+        assert!(pool.pooled_bytes() < after);
+        for _ in 0..10 {
+            pool.trim();
+        }
+        assert_eq!(pool.pooled_bytes(), 0, "all of it returns to the allocator");
+    }
+
+    #[test]
+    fn oversized_and_shared_buffers_are_not_pooled() {
+        let pool = Pool::new(64 << 10, 1 << 20);
+        pool.give(BytesMut::with_capacity(1 << 20));
+        pool.give(BytesMut::new());
+        assert_eq!(pool.pooled_bytes(), 0);
+    }
+}
