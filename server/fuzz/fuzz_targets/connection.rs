@@ -1,4 +1,4 @@
-//! Fuzzes one connection's state machine: the real `connection::serve_stream` (decoder, dispatch,
+//! Fuzzes one connection's state machine: the real `connection::serve_halves` (decoder, dispatch,
 //! inline and async replies, the batching writer, back-pressure, the reply budget) on a monoio
 //! runtime, over an in-memory stream instead of a socket.
 //!
@@ -29,11 +29,10 @@ use std::task::{Context as TaskContext, Poll};
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, CancelHandle, CancelableAsyncReadRent};
 use monoio::BufResult;
 use ringrpc_codec::{Decoder, Limits};
 use ringrpc_io::IoDriver;
-use ringrpc_server::limits::ConnectionWatch;
 use ringrpc_server::runtime::WorkerState;
 use ringrpc_server::{
     connection, demo, service, Context, Interceptor, Rejection, ServerConfig, ServiceError,
@@ -95,19 +94,12 @@ fn run(knobs: u8, seed: u8, stream: &[u8]) {
     let config = Rc::new(config);
     ringrpc_io::block_on(IoDriver::Epoll, 64, move || async move {
         let worker = Rc::new(WorkerState::new(&config, Default::default()));
-        let table = Rc::new(table(with_interceptor));
-        let watch = Rc::new(ConnectionWatch::new(None, peer, worker.limits().clone()));
-        connection::serve_stream(
-            reader,
-            writer,
-            peer,
-            table,
-            config,
-            worker.clone(),
-            watch.clone(),
-        )
-        .await;
-        drop(watch);
+        let table = table(with_interceptor);
+        // No fd: the connection is registered as the accept loop would, with nothing to shut down.
+        let (key, entry) = worker.register(-1, peer);
+        connection::serve_halves(reader, writer, peer, &table, &config, &worker, &entry).await;
+        worker.unregister(key);
+        drop(entry);
         let budget = &worker.limits().budget;
         assert_eq!(budget.queued(), 0, "queued reply bytes left in the budget");
         assert_eq!(budget.connections(), 0);
@@ -294,6 +286,21 @@ impl AsyncReadRent for ChunkedReader {
 
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         (Err(io::ErrorKind::Unsupported.into()), buf)
+    }
+}
+
+/// The sweeper never runs here (no time passes), so a cancelable read is a plain one.
+impl CancelableAsyncReadRent for ChunkedReader {
+    async fn cancelable_read<T: IoBufMut>(&mut self, buf: T, _: CancelHandle) -> BufResult<usize, T> {
+        self.read(buf).await
+    }
+
+    async fn cancelable_readv<T: IoVecBufMut>(
+        &mut self,
+        buf: T,
+        _: CancelHandle,
+    ) -> BufResult<usize, T> {
+        self.readv(buf).await
     }
 }
 
