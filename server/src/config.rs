@@ -53,7 +53,7 @@ pub struct ServerConfig {
     /// Default 10,000 per core.
     pub max_connections: usize,
     /// Reply bytes all of a worker's connections may hold queued before the connections holding
-    /// the most stop being read. Default 16 MiB per core.
+    /// the most stop being read. Default 4 MiB per core.
     pub max_queued_bytes: usize,
 }
 
@@ -90,8 +90,8 @@ impl ServerConfig {
     pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
     /// Default [`ServerConfig::max_connections`]: 10,000 per core.
     pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
-    /// Default [`ServerConfig::max_queued_bytes`]: 16 MiB per core.
-    pub const DEFAULT_MAX_QUEUED_BYTES: usize = 16 << 20;
+    /// Default [`ServerConfig::max_queued_bytes`]: 4 MiB per core.
+    pub const DEFAULT_MAX_QUEUED_BYTES: usize = 4 << 20;
 
     /// How many workers start: `threads`, else one per CPU of `cpus`, else one per available CPU.
     pub fn worker_count(&self) -> usize {

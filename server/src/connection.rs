@@ -37,6 +37,9 @@ use crate::limits::{ConnectionWatch, Reason};
 use crate::runtime::{Accepted, ConnectionEntry, WorkerState};
 use crate::service::{Dispatch, LocalFuture, ServiceTable};
 
+/// limits: queued reply bytes past which each frame asks the per-core budget.
+const BUDGET_CHECK_FROM: usize = 8 << 10;
+
 /// `ECANCELED`: a read the sweeper cancelled.
 const CANCELED: i32 = 125;
 
@@ -125,9 +128,13 @@ pub async fn serve_halves<R, W>(
     // Back-pressure: past either cap, no frame is dispatched (and nothing read) until the
     // writer or the running requests catch up.
     let over = || {
+        let out = shared.out.borrow().len();
         !shared.aborted.get()
             && (shared.in_flight.get() >= config.max_in_flight
-                || shared.out.borrow().len() >= config.max_pending_write)
+                || out >= config.max_pending_write
+                // limits: the per-core reply budget; asked only past a small batch (waiting or
+                // being written), so that pipelined small replies pay one compare.
+                || (out + watch.writing() > BUDGET_CHECK_FROM && watch.over_budget(out)))
     };
     'read: loop {
         // Dispatch every whole frame buffered, as the caps allow.
@@ -186,9 +193,11 @@ pub async fn serve_halves<R, W>(
                 worker.pool.give(frames.replace_buffer(fresh));
                 frames.set_read_size(if streaming { large / 2 } else { SMALL });
             }
-        } else if frames.wanted() > frames.spare() && frames.capacity() < large {
+        } else if frames.wanted() > frames.spare().max(SMALL) && frames.capacity() < large {
             // A frame larger than the small buffer: move its start to a large one (one copy of
-            // at most 2 KiB); larger frames still grow the buffer as they need.
+            // at most 2 KiB); larger frames still grow the buffer as they need. (limits: not
+            // merely a partial frame, whose `wanted` is the 2 KiB read size: that promoted every
+            // slowloris connection to a 64 KiB buffer.)
             worker
                 .pool
                 .give(frames.replace_buffer(worker.pool.take_large()));

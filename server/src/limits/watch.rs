@@ -94,6 +94,12 @@ impl ConnectionWatch {
         self.account(still_queued);
     }
 
+    /// Bytes of the write in progress (0 when none).
+    #[inline]
+    pub fn writing(&self) -> usize {
+        self.writing.get()
+    }
+
     /// Whether this connection must stop reading: the worker is past its reply budget and this
     /// connection holds more than its share. `out` is what waits to be written besides the write
     /// in progress. Logs and counts once per pause.
