@@ -4,7 +4,7 @@
 //! as it drains, so an idle connection holds at most one small parked read buffer, and a burst's
 //! buffers are reused by the next burst instead of being allocated again. Two size classes:
 //!
-//! - **small** ([`SMALL`], 2 KiB): the buffer a quiet connection parks its read with; one
+//! - **small** ([`SMALL`], 1 KiB): the buffer a quiet connection parks its read with; one
 //!   latency-bound request (a 581-byte `Echo.Echo` is a 621-byte frame) fits whole.
 //! - **large** (`read_buffer`, 64 KiB by default): reads of a streaming connection and output
 //!   batches.
@@ -19,7 +19,7 @@ use std::cell::{Cell, RefCell};
 use bytes::BytesMut;
 
 /// The small class: the parked read buffer of a quiet connection.
-pub const SMALL: usize = 2 << 10;
+pub const SMALL: usize = 1 << 10;
 
 /// One size class: free buffers, and the fewest there were since the last trim.
 struct Class {
@@ -129,7 +129,7 @@ impl Pool {
     pub fn give(&self, mut buf: BytesMut) {
         buf.clear();
         // Judge the class by the whole allocation, not the view left after frames were split.
-        let _ = buf.try_reclaim(self.large.size);
+        let _whole = buf.try_reclaim(self.large.size);
         if buf.capacity() >= self.large.size {
             self.large.give(buf)
         } else if buf.capacity() != 0 {

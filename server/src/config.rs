@@ -27,7 +27,7 @@ pub struct ServerConfig {
     /// Default 4 MiB.
     pub max_pending_write: usize,
     /// The large buffer class: reads of a streaming connection and output batches (grown for
-    /// larger frames). Default 64 KiB. Quiet connections park with 2 KiB instead.
+    /// larger frames). Default 64 KiB. Quiet connections park with 1 KiB instead.
     pub read_buffer: usize,
     /// Free buffers a core keeps for reuse, in bytes; past it they are freed, and unused ones are
     /// trimmed every few seconds. Default 8 MiB.

@@ -12,13 +12,13 @@
 //!
 //! Memory follows bytes in flight (see [`crate::buffers`]):
 //! - a new connection waits for its first byte holding no buffer;
-//! - a quiet one parks its read with a small (2 KiB) buffer: a latency-bound request fits whole;
+//! - a quiet one parks its read with a small (1 KiB) buffer: a latency-bound request fits whole;
 //! - a read that fills its buffer makes the connection *streaming*: it reads with a large pooled
 //!   buffer, and when it then stays quiet for a second the worker's sweeper cancels that read
 //!   (no byte is lost: a cancelled read either read nothing or returns what it read) and the
 //!   buffer goes back to the pool;
-//! - the output buffer is taken from the pool when a reply is written and given back after each
-//!   write.
+//! - the output buffer is taken from the pool when a reply is written (small for a quiet
+//!   connection, large for a streaming one) and given back after each write.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -56,6 +56,9 @@ struct Shared {
     writer: WakerSlot,
     reader: WakerSlot,
     worker: Rc<WorkerState>,
+    /// The reader is streaming (large reads): replies come in batches, so the output buffer is
+    /// taken from the large class; otherwise from the small one (a reply or two at a time).
+    streaming: Cell<bool>,
 }
 
 impl Shared {
@@ -64,7 +67,11 @@ impl Shared {
     fn out(&self) -> std::cell::RefMut<'_, BytesMut> {
         let mut out = self.out.borrow_mut();
         if out.capacity() == 0 {
-            *out = self.worker.pool.take_large();
+            *out = if self.streaming.get() {
+                self.worker.pool.take_large()
+            } else {
+                self.worker.pool.take_small()
+            };
         }
         out
     }
@@ -90,7 +97,11 @@ pub async fn serve(accepted: Accepted, table: Rc<ServiceTable>, config: Rc<Serve
         return;
     }
     let (reader, writer) = stream.into_split();
-    serve_halves(reader, writer, peer, &table, &config, &worker, &entry).await;
+    // Boxed: the loop's state is allocated at the first byte, not held by every idle connection.
+    Box::pin(serve_halves(
+        reader, writer, peer, &table, &config, &worker, &entry,
+    ))
+    .await;
     table.on_close(peer);
 }
 
@@ -116,6 +127,7 @@ pub async fn serve_halves<R, W>(
         writer: WakerSlot::default(),
         reader: WakerSlot::default(),
         worker: worker.clone(),
+        streaming: Cell::new(false),
     });
     // limits: the cells the sweeper and the reply budget read (server/src/limits/watch.rs).
     let watch = &entry.watch;
@@ -195,14 +207,15 @@ pub async fn serve_halves<R, W>(
             }
         } else if frames.wanted() > frames.spare().max(SMALL) && frames.capacity() < large {
             // A frame larger than the small buffer: move its start to a large one (one copy of
-            // at most 2 KiB); larger frames still grow the buffer as they need. (limits: not
-            // merely a partial frame, whose `wanted` is the 2 KiB read size: that promoted every
-            // slowloris connection to a 64 KiB buffer.)
+            // at most 1 KiB); larger frames still grow the buffer as they need.
+            // (limits: not merely a partial frame, whose `wanted` is the small read size: that
+            // promoted every slowloris connection to a large buffer.)
             worker
                 .pool
                 .give(frames.replace_buffer(worker.pool.take_large()));
             frames.set_read_size(large / 2);
             streaming = true;
+            shared.streaming.set(true);
         }
 
         let room = frames.spare().max(frames.wanted());
@@ -216,10 +229,14 @@ pub async fn serve_halves<R, W>(
         entry.read_done(worker);
         match read {
             Ok(0) => break,
-            Ok(n) => streaming = n >= room || n > SMALL,
+            Ok(n) => {
+                streaming = n >= room || n > SMALL;
+                shared.streaming.set(streaming);
+            }
             Err(e) if e.raw_os_error() == Some(CANCELED) => {
                 // Quiet for a while: the large buffer goes back at the top of the loop.
                 streaming = false;
+                shared.streaming.set(false);
                 frames.set_read_size(SMALL);
             }
             Err(e) => {

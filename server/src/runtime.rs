@@ -27,13 +27,12 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
-use std::task::{Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use monoio::net::{TcpListener, TcpStream};
 use ringrpc_io::cpus::machine_cpus;
-use ringrpc_io::{pin_current_thread, IoDriver, IoUnavailable};
+use ringrpc_io::{pin_current_thread, IoDriver, IoUnavailable, WakerSlot};
 use slab::Slab;
 
 use crate::buffers::Pool;
@@ -159,13 +158,6 @@ impl ConnectionEntry {
             .handle()
     }
 
-    /// The read is over: nothing to cancel.
-    #[inline]
-    pub fn clear_cancel(&self) {
-        // Keeping the canceller for the next read costs nothing; only mark it unused.
-        // (A cancelled canceller is replaced by the sweeper with a fresh one.)
-    }
-
     fn cancel_read(&self) {
         let mut slot = self.canceller.borrow_mut();
         if let Some(canceller) = slot.take() {
@@ -180,7 +172,7 @@ pub struct WorkerState {
     /// Live connections.
     connections: RefCell<Slab<Rc<ConnectionEntry>>>,
     /// Woken when the last connection goes.
-    idle_waker: Cell<Option<Waker>>,
+    idle_waker: WakerSlot,
     /// Buffers of this core's connections.
     pub pool: Pool,
     /// Advanced by the sweeper every [`TICK`]: connections copy it, no clock read per request.
@@ -201,7 +193,7 @@ impl WorkerState {
     pub fn new(config: &ServerConfig, refusals: Arc<RefusalCounts>) -> Self {
         WorkerState {
             connections: RefCell::new(Slab::new()),
-            idle_waker: Cell::new(None),
+            idle_waker: WakerSlot::default(),
             pool: Pool::new(config.read_buffer, config.max_pooled_bytes),
             tick: Cell::new(0),
             limits: Rc::new(WorkerLimits::new(config, refusals)),
@@ -218,18 +210,8 @@ impl WorkerState {
         self.connections.borrow().len()
     }
 
-    /// A cleared large buffer, from the pool when one is there.
-    pub fn take_buffer(&self) -> bytes::BytesMut {
-        self.pool.take_large()
-    }
-
-    /// Gives a buffer back to the pool.
-    pub fn return_buffer(&self, buf: bytes::BytesMut) {
-        self.pool.give(buf)
-    }
-
-    /// Registers a connection; a negative `fd` for a stream without one (in-memory streams of
-    /// tests and fuzzing: nothing to shut down).
+    /// Registers a connection by its socket's fd; a negative `fd` for a stream without one
+    /// (in-memory streams of fuzzing: nothing to shut down).
     pub fn register(&self, fd: i32, peer: SocketAddr) -> (usize, Rc<ConnectionEntry>) {
         let socket = (fd >= 0).then_some(fd);
         let entry = Rc::new(ConnectionEntry {
@@ -262,9 +244,7 @@ impl WorkerState {
         let mut connections = self.connections.borrow_mut();
         connections.try_remove(key);
         if connections.is_empty() {
-            if let Some(waker) = self.idle_waker.take() {
-                waker.wake();
-            }
+            self.idle_waker.wake();
         }
     }
 
@@ -281,15 +261,9 @@ impl WorkerState {
     }
 
     async fn all_closed(&self) {
-        std::future::poll_fn(|cx| {
-            if self.connections.borrow().is_empty() {
-                Poll::Ready(())
-            } else {
-                self.idle_waker.set(Some(cx.waker().clone()));
-                Poll::Pending
-            }
-        })
-        .await
+        self.idle_waker
+            .wait_until(|| self.connections.borrow().is_empty())
+            .await
     }
 }
 
