@@ -146,7 +146,8 @@ pub async fn serve_halves<R, W>(
                 || out >= config.max_pending_write
                 // limits: the per-core reply budget; asked only past a small batch (waiting or
                 // being written), so that pipelined small replies pay one compare.
-                || (out + watch.writing() > BUDGET_CHECK_FROM && watch.over_budget(out)))
+                || ((out + watch.writing() > BUDGET_CHECK_FROM || watch.is_paused())
+                    && watch.over_budget(out)))
     };
     'read: loop {
         // Dispatch every whole frame buffered, as the caps allow.

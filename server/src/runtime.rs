@@ -28,7 +28,7 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use monoio::net::{TcpListener, TcpStream};
 use ringrpc_io::cpus::machine_cpus;
@@ -147,6 +147,7 @@ impl ConnectionEntry {
     #[inline]
     pub fn read_done(&self, worker: &WorkerState) {
         self.last_read.set(worker.tick.get());
+        worker.sweep_if_overdue();
     }
 
     /// A handle for a read the sweeper may cancel when the connection goes quiet.
@@ -179,7 +180,14 @@ pub struct WorkerState {
     tick: Cell<u32>,
     /// Timeouts, connection cap, reply budget, refusal log.
     limits: Rc<WorkerLimits>,
+    /// When the next sweep is due.
+    next_sweep: Cell<Instant>,
+    /// Reads left before the request path looks at the clock (see `sweep_if_overdue`).
+    reads_to_check: Cell<u32>,
 }
+
+/// Reads between two looks at the clock on the request path.
+const SWEEP_CHECK_EVERY: u32 = 256;
 
 /// The sweeper's period.
 const TICK: Duration = Duration::from_millis(250);
@@ -197,6 +205,25 @@ impl WorkerState {
             pool: Pool::new(config.read_buffer, config.max_pooled_bytes),
             tick: Cell::new(0),
             limits: Rc::new(WorkerLimits::new(config, refusals)),
+            next_sweep: Cell::new(Instant::now() + TICK),
+            reads_to_check: Cell::new(SWEEP_CHECK_EVERY),
+        }
+    }
+
+    /// Sweeps from the request path when a sweep is overdue, looking at the clock once every
+    /// [`SWEEP_CHECK_EVERY`] reads. A busy monoio runtime fires its timers only when it parks, and
+    /// a saturated worker may not park for seconds: without this the timeouts (and the release
+    /// of quiet buffers) would stop exactly under the load they are for.
+    #[inline]
+    pub fn sweep_if_overdue(&self) {
+        let left = self.reads_to_check.get();
+        if left > 1 {
+            self.reads_to_check.set(left - 1);
+            return;
+        }
+        self.reads_to_check.set(SWEEP_CHECK_EVERY);
+        if Instant::now() >= self.next_sweep.get() {
+            self.sweep();
         }
     }
 
@@ -226,6 +253,7 @@ impl WorkerState {
     /// One sweep: advance the clocks, take back the large read buffers of quiet connections,
     /// close those past a timeout (limits::sweeper), and trim the pool now and then.
     fn sweep(&self) {
+        self.next_sweep.set(Instant::now() + TICK);
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         let now = self.limits.tick();
@@ -475,8 +503,15 @@ async fn worker<S, Fut>(
         let state = state.clone();
         monoio::spawn(async move {
             loop {
-                monoio::time::sleep(TICK).await;
-                state.sweep();
+                // Until the next sweep is due: the request path may have swept meanwhile.
+                let due = state
+                    .next_sweep
+                    .get()
+                    .saturating_duration_since(Instant::now());
+                monoio::time::sleep(due.max(Duration::from_millis(10))).await;
+                if Instant::now() >= state.next_sweep.get() {
+                    state.sweep();
+                }
             }
         })
     };

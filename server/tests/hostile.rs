@@ -19,14 +19,15 @@ use ringrpc_codec::SerializeType;
 const SLOWLORIS: usize = 500;
 const DEAF: usize = 500;
 const GOOD: usize = 16;
-/// The bound on the server's peak resident memory, 2 workers: 160 MiB. Measured here: 124 to
-/// 137 MiB (debug build). Most of it is buffers of the connections that do not read: each holds
-/// a 64 KiB read buffer, the 64 KiB batch stuck in its write and a 64 KiB output buffer (the
-/// pool's large class) until the write timeout resets it; the per-core reply budget bounds only
-/// the bytes queued in them. The aim of 64 MiB needs smaller output buffers for small replies.
-const RSS_BOUND_KIB: u64 = 160 << 10;
-/// The hostile connections must all be closed by then.
-const HOSTILE_DEADLINE: Duration = Duration::from_secs(15);
+/// The bound on the server's peak resident memory, 2 workers: 128 MiB. Measured here: 99 to 105
+/// MiB (debug build, as CI runs it; an idle server is 16 MiB). Most of it is the buffers of the
+/// connections that do not read, which each hold a 64 KiB read buffer and their stuck output
+/// until the write timeout resets them; the per-core reply budget bounds only the bytes queued
+/// in them. The aim of 64 MiB needs smaller buffers for connections whose peer stopped reading.
+const RSS_BOUND_KIB: u64 = 128 << 10;
+/// The hostile connections must all be closed by then: the timeouts are 2 s, the rest is room
+/// for a machine shared with other builds.
+const HOSTILE_DEADLINE: Duration = Duration::from_secs(25);
 
 fn raise_fd_limit() {
     let mut limit = libc::rlimit {
@@ -140,8 +141,10 @@ fn deaf(addr: SocketAddr) -> (usize, Duration) {
         .map(|_| {
             let socket =
                 socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-            // A small window, as a peer that does not read soon advertises.
+            // A small window, as a peer that does not read soon advertises, and a small send
+            // buffer: the point is a peer that stops reading, not moving gigabytes.
             socket.set_recv_buffer_size(4096).unwrap();
+            socket.set_send_buffer_size(16 << 10).unwrap();
             socket.connect(&addr.into()).unwrap();
             socket.set_nonblocking(true).unwrap();
             Some((TcpStream::from(socket), 0))
@@ -169,7 +172,7 @@ fn deaf(addr: SocketAddr) -> (usize, Duration) {
     (conns.iter().filter(|c| c.is_none()).count(), last)
 }
 
-/// A good client: echo calls of varying size, each checked, until `stop`.
+/// A good client: echo calls of varying size, each checked, a millisecond apart, until `stop`.
 fn good(addr: SocketAddr, id: u64, stop: &AtomicBool, replies: &AtomicU64) {
     let mut client = common::Client::connect(addr);
     let mut seq = 0u64;
@@ -182,6 +185,7 @@ fn good(addr: SocketAddr, id: u64, stop: &AtomicBool, replies: &AtomicU64) {
         assert_eq!(reply.seq(), seq, "client {id}");
         assert_eq!(reply.payload(), &payload[..], "client {id} seq {seq}");
         replies.fetch_add(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -244,7 +248,7 @@ fn hostile_connections_are_closed_and_good_clients_served_within_the_memory_boun
     assert_eq!(slow_closed, SLOWLORIS, "every slowloris connection closed");
     assert_eq!(deaf_closed, DEAF, "every deaf connection closed");
     assert!(
-        served >= 1000,
+        served >= 500,
         "good clients made progress: {served} replies"
     );
     assert!(

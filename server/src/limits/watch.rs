@@ -100,6 +100,12 @@ impl ConnectionWatch {
         self.writing.get()
     }
 
+    /// Whether the budget paused this connection's reading at its last check.
+    #[inline]
+    pub fn is_paused(&self) -> bool {
+        self.paused.get()
+    }
+
     /// Whether this connection must stop reading: the worker is past its reply budget and this
     /// connection holds more than its share. `out` is what waits to be written besides the write
     /// in progress. Logs and counts once per pause.
