@@ -51,7 +51,7 @@ impl<'a> FrameWriter<'a> {
 
     /// Starts the response to `request` (spec 4.3): header cloned with compression cleared and the
     /// response bit set, path and method echoed, request metadata not echoed.
-    #[inline]
+    #[inline(always)]
     pub fn reply(buf: &'a mut BytesMut, request: &Message, payload_hint: usize) -> Self {
         // The reply starts as the request's own bytes up to the metadata (prefix, path, method):
         // one copy, then the flags and length are patched.
@@ -98,7 +98,7 @@ impl<'a> FrameWriter<'a> {
     }
 
     /// Ends the metadata and starts the payload.
-    #[inline]
+    #[inline(always)]
     pub fn payload(self) -> PayloadWriter<'a> {
         let metadata_len = self.buf.len() - self.metadata_len_at - 4;
         patch_u32(self.buf, self.metadata_len_at, metadata_len);
@@ -148,13 +148,11 @@ impl PayloadWriter<'_> {
 
     /// Completes the frame with its payload compressed by `compress` (only Gzip compresses; an
     /// unregistered type falls back to None, as Go's encoder does); returns the frame length.
-    #[inline]
+    #[inline(always)]
     pub fn finish_compressed(self, compress: CompressType) -> usize {
         let payload_start = self.payload_len_at + 4;
         if compress == CompressType::Gzip {
-            let raw = self.buf[payload_start..].to_vec();
-            self.buf.truncate(payload_start);
-            gzip_into(&raw, self.buf);
+            gzip_in_place(self.buf, payload_start);
         }
         let compress = match compress {
             CompressType::Gzip => CompressType::Gzip,
@@ -172,22 +170,32 @@ impl PayloadWriter<'_> {
 
     /// Completes the reply to a request with this header, compressing by the 1024-byte rule
     /// (spec 4.8); returns the frame length.
-    #[inline]
+    #[inline(always)]
     pub fn finish_reply(self, request: &Header) -> usize {
         let compress = reply_compression(request, self.payload_len());
         self.finish_compressed(compress)
     }
 }
 
+/// Compresses the payload that starts at `payload_start`, in place (the rare path: kept out of
+/// line so the common, uncompressed reply stays small).
+#[cold]
+#[inline(never)]
+fn gzip_in_place(buf: &mut BytesMut, payload_start: usize) {
+    let raw = buf[payload_start..].to_vec();
+    buf.truncate(payload_start);
+    gzip_into(&raw, buf);
+}
+
 /// Makes room for `additional` bytes; the check is inlined so the common case costs a compare.
-#[inline]
+#[inline(always)]
 fn reserve(buf: &mut BytesMut, additional: usize) {
     if buf.capacity() - buf.len() < additional {
         buf.reserve(additional);
     }
 }
 
-#[inline]
+#[inline(always)]
 fn patch_u32(buf: &mut BytesMut, at: usize, value: usize) {
     buf[at..at + 4].copy_from_slice(&(value as u32).to_be_bytes());
 }
@@ -262,7 +270,7 @@ pub fn encode_error_reply<'m>(
 ///
 /// If `write_payload` fails, everything this call wrote is removed and its error returned, so the
 /// caller can write an error reply instead. Returns the frame length.
-#[inline]
+#[inline(always)]
 pub fn encode_reply_with<'m, E>(
     buf: &mut BytesMut,
     request: &Message,

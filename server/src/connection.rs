@@ -132,6 +132,11 @@ pub async fn serve_halves<R, W>(
     // limits: the cells the sweeper and the reply budget read (server/src/limits/watch.rs).
     let watch = &entry.watch;
     let writer_task = monoio::spawn(write_loop(writer, shared.clone(), watch.clone()));
+    // limits: the per-core reply budget; asked only past a small batch (waiting or being
+    // written) or while paused, so that pipelined small replies pay one compare.
+    let over_budget = |out: usize| {
+        (out + watch.writing() > BUDGET_CHECK_FROM || watch.is_paused()) && watch.over_budget(out)
+    };
 
     let large = worker.pool.large_size();
     let mut frames = FrameReader::new(BytesMut::new(), Decoder::new(config.limits), SMALL);
@@ -144,14 +149,11 @@ pub async fn serve_halves<R, W>(
         !shared.aborted.get()
             && (shared.in_flight.get() >= config.max_in_flight
                 || out >= config.max_pending_write
-                // limits: the per-core reply budget; asked only past a small batch (waiting or
-                // being written), so that pipelined small replies pay one compare.
-                || ((out + watch.writing() > BUDGET_CHECK_FROM || watch.is_paused())
-                    && watch.over_budget(out)))
+                || over_budget(out))
     };
     'read: loop {
         // Dispatch every whole frame buffered, as the caps allow.
-        loop {
+        'frames: loop {
             if over() {
                 shared.writer.wake();
                 shared.reader.wait_until(|| !over()).await;
@@ -159,22 +161,34 @@ pub async fn serve_halves<R, W>(
             if shared.aborted.get() {
                 break 'read;
             }
-            match frames.next_frame() {
-                Ok(Some(request)) => {
-                    watch.frame_done(); // limits: idle and frame-read clocks
-                    match table.dispatch(request, peer, &mut shared.out()) {
-                        Dispatch::Done => {}
-                        Dispatch::Pending(reply) => spawn_pending(&shared, reply),
-                        // Its error reply and every earlier one still go out (Rejection::and_close).
-                        Dispatch::Close => break 'read,
+            // One borrow of the output buffer for a run of frames (nothing else runs meanwhile).
+            let mut out = shared.out();
+            loop {
+                match frames.next_frame() {
+                    Ok(Some(request)) => {
+                        watch.frame_done(); // limits: idle and frame-read clocks
+                        match table.dispatch(request, peer, &mut out) {
+                            Dispatch::Done => {}
+                            Dispatch::Pending(reply) => spawn_pending(&shared, reply),
+                            // Its error reply and every earlier one still go out
+                            // (Rejection::and_close).
+                            Dispatch::Close => break 'read,
+                        }
+                    }
+                    Ok(None) => break 'frames,
+                    Err(e) => {
+                        log_protocol_error(watch, &e);
+                        // Replies already made for earlier frames still go out; then the
+                        // connection closes without answering the bad frame (spec 1.8).
+                        break 'read;
                     }
                 }
-                Ok(None) => break,
-                Err(e) => {
-                    log_protocol_error(watch, &e);
-                    // Replies already made for earlier frames still go out; then the connection
-                    // closes without answering the bad frame (spec 1.8).
-                    break 'read;
+                if out.len() >= config.max_pending_write
+                    || shared.in_flight.get() >= config.max_in_flight
+                    || over_budget(out.len())
+                {
+                    // Past a cap: back to the top, where the reader waits.
+                    continue 'frames;
                 }
             }
         }

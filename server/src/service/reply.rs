@@ -41,7 +41,7 @@ impl ReplySink<'_> {
     /// Writes the reply of `ctx`'s request from the method's result. With interceptors: encodes
     /// the payload apart, runs `after_call`, writes the (possibly replaced) reply, runs
     /// `after_reply`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn finish<R: Payload>(
         self,
         ctx: &Context,
@@ -81,7 +81,7 @@ impl ReplySink<'_> {
 
 /// Writes a typed result as the reply (the path with no interceptors: the payload is encoded in
 /// place, into the frame).
-#[inline]
+#[inline(always)]
 pub(crate) fn write_result<R: Payload>(
     out: &mut BytesMut,
     ctx: &Context,

@@ -196,7 +196,7 @@ impl ServiceTable {
     }
 
     /// The path with neither interceptors nor raw handlers: a context only for a found method.
-    #[inline]
+    #[inline(always)]
     fn call_method(&self, request: Message, peer: SocketAddr, out: &mut BytesMut) -> Dispatch {
         match self.route(&request) {
             Err(text) => {
@@ -207,7 +207,7 @@ impl ServiceTable {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn run(&self, method: &MethodFn, ctx: Context, out: &mut BytesMut) -> Dispatch {
         match method {
             MethodFn::Inline(f) => {
@@ -238,7 +238,7 @@ impl ServiceTable {
     }
 
     /// The method a request names, or Go's error text for the miss.
-    #[inline]
+    #[inline(always)]
     fn route(&self, request: &Message) -> Result<&MethodFn, String> {
         let Some(methods) = self.services.get(request.service_path()) else {
             return Err(format!(
