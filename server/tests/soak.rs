@@ -175,7 +175,11 @@ fn soak_many_connections_and_requests_with_garbage_among_them() {
         .args(["--addr", &format!("127.0.0.1:{port}"), "--threads", "2"])
         .args(["--frame-read-timeout", "2"])
         // SOAK_SERVER_ARGS: more flags for the server, e.g. to compare settings.
-        .args(std::env::var("SOAK_SERVER_ARGS").unwrap_or_default().split_whitespace())
+        .args(
+            std::env::var("SOAK_SERVER_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
