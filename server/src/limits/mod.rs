@@ -3,9 +3,9 @@
 //!
 //! - [`watch`]: what a connection tells its worker, by copying a coarse clock into a few cells
 //!   (last whole frame, partial frame since, write started) and reporting its queued reply bytes.
-//! - [`sweeper`]: what the worker's sweeper (runtime.rs, every 250 ms) does for the limits: close
-//!   the connections past their idle, frame-read or write timeout. No timer per read, per write
-//!   or per request.
+//! - [`sweeper`]: what the worker's sweeper (runtime.rs: every 250 ms, and from the request path
+//!   when a sweep is overdue) does for the limits: close the connections past their idle,
+//!   frame-read or write timeout. No timer per read, per write or per request.
 //! - [`budget`]: the per-core budget of queued reply bytes; past it, the connections with the
 //!   most queued stop being read first.
 //! - [`admission`]: who gets in: the connection cap per core, and backing off when accept runs

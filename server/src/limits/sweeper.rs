@@ -1,7 +1,8 @@
-//! Enforcing the timeouts: the worker's sweeper task (runtime.rs, every 250 ms, the task that
-//! also takes back quiet connections' buffers) advances the limits' coarse clock and calls
-//! [`sweep`] on every connection, which closes it if it is past a timeout. A timeout is thus
-//! enforced at most one tick late.
+//! Enforcing the timeouts: the worker's sweep (runtime.rs: a task every 250 ms, the one that also
+//! takes back quiet connections' buffers, and the request path when that task is overdue because
+//! a saturated runtime fires no timer) advances the limits' coarse clock and calls [`sweep`] on
+//! every connection, which closes it if it is past a timeout. A timeout is thus enforced about
+//! one tick late at most.
 //!
 //! Closing is done to the socket, not the task: `shutdown(2)` on the connection's fd makes its
 //! pending read (or write) complete, and the connection's own code then ends as it would at EOF
