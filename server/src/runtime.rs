@@ -577,3 +577,32 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_path_sweeps_when_the_timer_is_late() {
+        // No runtime at all here: no timer fires, as on a worker too busy to park.
+        let config = ServerConfig::default().idle_timeout(Some(Duration::from_millis(1)));
+        let state = WorkerState::new(&config, Arc::default());
+        let (_, entry) = state.register(-1, "127.0.0.1:1".parse().unwrap());
+        std::thread::sleep(TICK + Duration::from_millis(20));
+        for _ in 0..SWEEP_CHECK_EVERY - 1 {
+            entry.read_done(&state);
+        }
+        assert_eq!(
+            state.tick.get(),
+            0,
+            "the clock is looked at once per {SWEEP_CHECK_EVERY} reads"
+        );
+        entry.read_done(&state);
+        assert_eq!(state.tick.get(), 1, "an overdue sweep ran");
+        assert_eq!(entry.watch.closed(), Some(Reason::IdleTimeout));
+        for _ in 0..SWEEP_CHECK_EVERY {
+            entry.read_done(&state);
+        }
+        assert_eq!(state.tick.get(), 1, "not again before the next tick is due");
+    }
+}
