@@ -16,6 +16,9 @@ pub struct Limits {
     pub max_frame_len: u32,
     /// Largest payload a gzip frame may decompress to.
     pub max_decompressed_len: usize,
+    /// Most metadata pairs one frame may carry. Each pair is only 8 bytes of lengths, so a frame
+    /// within `max_frame_len` could otherwise hold millions of them, and every lookup walks them.
+    pub max_metadata_pairs: usize,
 }
 
 impl Limits {
@@ -23,12 +26,16 @@ impl Limits {
     pub const DEFAULT_MAX_FRAME_LEN: u32 = 32 << 20;
     /// Default `max_decompressed_len`: 32 MiB.
     pub const DEFAULT_MAX_DECOMPRESSED_LEN: usize = 32 << 20;
+    /// Default `max_metadata_pairs`: 1024. Go clients send a handful (the Go suite's largest case
+    /// sends 64); a thousand leaves room for any real use.
+    pub const DEFAULT_MAX_METADATA_PAIRS: usize = 1024;
 
     /// No limit at all, as Go's defaults. For tests and trusted peers only.
     pub fn unlimited() -> Self {
         Limits {
             max_frame_len: u32::MAX,
             max_decompressed_len: usize::MAX,
+            max_metadata_pairs: usize::MAX,
         }
     }
 }
@@ -38,6 +45,7 @@ impl Default for Limits {
         Limits {
             max_frame_len: Self::DEFAULT_MAX_FRAME_LEN,
             max_decompressed_len: Self::DEFAULT_MAX_DECOMPRESSED_LEN,
+            max_metadata_pairs: Self::DEFAULT_MAX_METADATA_PAIRS,
         }
     }
 }

@@ -53,6 +53,10 @@ pub enum DecodeError {
     #[error("wrong metadata lines. some keys or values are missing")]
     BadMetadata,
 
+    /// The metadata block holds more pairs than the configured limit (Go has none).
+    #[error("too many metadata pairs: more than the limit of {max}")]
+    TooManyMetadataPairs { max: usize },
+
     /// A compress type with no registered compressor (2..7).
     #[error("unsupported compressor {0}")]
     UnsupportedCompressor(u8),

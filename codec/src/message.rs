@@ -51,7 +51,7 @@ impl Message {
         let path = take_field(&frame, &mut cursor, BodyField::ServicePath)?;
         let method = take_field(&frame, &mut cursor, BodyField::ServiceMethod)?;
         let metadata = take_field(&frame, &mut cursor, BodyField::Metadata)?;
-        Metadata::parse(&frame[metadata.clone()])?;
+        Metadata::parse_limited(&frame[metadata.clone()], limits.max_metadata_pairs)?;
         // rpcx-protocol.md 1.4 / 9.2: the payload length field must be there, but its value is
         // ignored as Go ignores it: the payload is the rest of the body.
         if frame.len() - cursor < 4 {

@@ -24,16 +24,25 @@ pub struct Metadata<'a> {
 impl<'a> Metadata<'a> {
     /// Checks that `block` is a sequence of whole pairs and returns a view of it. Go rejects a block
     /// where a key leaves no room for the value length, or a value runs past the end, or stray bytes
-    /// trail: all are [`DecodeError::BadMetadata`].
+    /// trail: all are [`DecodeError::BadMetadata`]. No limit on the number of pairs: see
+    /// [`Metadata::parse_limited`].
     pub fn parse(block: &'a [u8]) -> Result<Self, DecodeError> {
-        if block.is_empty() {
-            return Ok(Metadata { block });
-        }
+        Self::parse_limited(block, usize::MAX)
+    }
+
+    /// As [`Metadata::parse`], and more than `max_pairs` pairs is
+    /// [`DecodeError::TooManyMetadataPairs`]: counted in the same walk, so it costs nothing more.
+    pub fn parse_limited(block: &'a [u8], max_pairs: usize) -> Result<Self, DecodeError> {
         let mut rest = block;
+        let mut pairs = 0usize;
         while !rest.is_empty() {
+            if pairs == max_pairs {
+                return Err(DecodeError::TooManyMetadataPairs { max: max_pairs });
+            }
             let (_, after_key) = split_field(rest).ok_or(DecodeError::BadMetadata)?;
             let (_, after_value) = split_field(after_key).ok_or(DecodeError::BadMetadata)?;
             rest = after_value;
+            pairs += 1;
         }
         Ok(Metadata { block })
     }
@@ -243,6 +252,24 @@ mod tests {
         stray.extend_from_slice(&[0, 0]);
         assert!(matches!(
             Metadata::parse(&stray),
+            Err(DecodeError::BadMetadata)
+        ));
+    }
+
+    #[test]
+    fn more_pairs_than_the_limit_are_refused() {
+        let pairs: Vec<(String, String)> = (0..5).map(|i| (format!("k{i}"), "v".into())).collect();
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+        let bytes = block(&pairs);
+        assert_eq!(Metadata::parse_limited(&bytes, 5).unwrap().len(), 5);
+        assert!(matches!(
+            Metadata::parse_limited(&bytes, 4),
+            Err(DecodeError::TooManyMetadataPairs { max: 4 })
+        ));
+        assert!(Metadata::parse_limited(&[], 0).unwrap().is_empty());
+        // A malformed block within the limit is still malformed.
+        assert!(matches!(
+            Metadata::parse_limited(&bytes[..bytes.len() - 1], 5),
             Err(DecodeError::BadMetadata)
         ));
     }

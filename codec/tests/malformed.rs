@@ -349,6 +349,37 @@ fn stray_trailing_metadata_bytes_are_bad_metadata() {
 }
 
 #[test]
+fn more_metadata_pairs_than_the_limit_are_refused() {
+    let keys: Vec<Vec<u8>> = (0..65).map(|i| format!("key-{i}").into_bytes()).collect();
+    let block = |n: usize| {
+        let list: Vec<(&[u8], &[u8])> = keys[..n].iter().map(|k| (&k[..], &b"v"[..])).collect();
+        pairs(&list)
+    };
+    let limits = Limits {
+        max_metadata_pairs: 64,
+        ..Limits::default()
+    };
+    // The Go suite's largest case: 64 keys, exactly the limit.
+    let sixty_four = frame(0, &body(b"Echo", b"Echo", &block(64), b"x"));
+    let msg = decode_with(limits, &sixty_four).unwrap().unwrap();
+    assert_eq!(msg.metadata().len(), 64);
+    let sixty_five = frame(0, &body(b"Echo", b"Echo", &block(65), b"x"));
+    assert!(matches!(
+        decode_with(limits, &sixty_five),
+        Err(DecodeError::TooManyMetadataPairs { max: 64 })
+    ));
+    // The default is generous: 65 pairs pass.
+    assert_eq!(decode(&sixty_five).unwrap().unwrap().metadata().len(), 65);
+    assert_eq!(Limits::default().max_metadata_pairs, 1024);
+    // A flood of empty pairs (8 bytes each) within the frame limit is refused by count.
+    let flood = vec![0u8; 8 * 2000];
+    assert!(matches!(
+        decode_err(&frame(0, &body(b"Echo", b"Echo", &flood, b""))),
+        DecodeError::TooManyMetadataPairs { max: 1024 }
+    ));
+}
+
+#[test]
 fn unregistered_compressors_are_unsupported() {
     for bits in 2..=7u8 {
         let b = body(b"Echo", b"Echo", b"", b"hello");

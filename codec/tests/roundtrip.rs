@@ -364,7 +364,7 @@ proptest! {
         bytes.extend_from_slice(&7u64.to_be_bytes());
         bytes.extend_from_slice(&(body.len() as u32).to_be_bytes());
         bytes.extend_from_slice(&body);
-        let limits = Limits { max_frame_len, max_decompressed_len };
+        let limits = Limits { max_frame_len, max_decompressed_len, ..Limits::default() };
         exercise(&Decoder::new(limits), &bytes);
         exercise(&Decoder::default(), &bytes);
     }

@@ -19,7 +19,7 @@ pub struct ServerConfig {
     pub cpus: Option<Vec<usize>>,
     /// Driver choice. Default auto.
     pub io: IoDriver,
-    /// Frame and decompression limits. Default 32 MiB each.
+    /// Frame, decompression and metadata limits. Default 32 MiB, 32 MiB and 1024 pairs.
     pub limits: Limits,
     /// Requests a connection may have running at once before its reads pause. Default 1024.
     pub max_in_flight: usize,
@@ -39,6 +39,22 @@ pub struct ServerConfig {
     /// TCP keep-alive idle time on accepted connections; `None` leaves it off. Default 3 minutes,
     /// the period Go documents (docs/protocol.md 4.1), so dead peers are found.
     pub tcp_keepalive: Option<Duration>,
+    /// No whole frame (heartbeats count) for this long: the connection stops being read, its
+    /// running requests are answered and it closes. Default 5 minutes: longer than the 3-minute
+    /// keep-alive and than any client's heartbeat interval, so only abandoned connections go.
+    pub idle_timeout: Option<Duration>,
+    /// A frame started and not finished for this long (slowloris): closed the same way. Default
+    /// 30 s: a 32 MiB frame still fits at about 1 MB/s.
+    pub frame_read_timeout: Option<Duration>,
+    /// A reply write not finished for this long (the peer stopped reading): the connection is
+    /// reset and its queued replies dropped. Default 30 s.
+    pub write_timeout: Option<Duration>,
+    /// Connections each worker serves at most; more are accepted and closed at once, logged.
+    /// Default 10,000 per core.
+    pub max_connections: usize,
+    /// Reply bytes all of a worker's connections may hold queued before the connections holding
+    /// the most stop being read. Default 4 MiB per core.
+    pub max_queued_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -56,11 +72,27 @@ impl Default for ServerConfig {
             grace_period: Duration::from_secs(10),
             ring_entries: 1024,
             tcp_keepalive: Some(Duration::from_secs(180)),
+            idle_timeout: Some(Self::DEFAULT_IDLE_TIMEOUT),
+            frame_read_timeout: Some(Self::DEFAULT_FRAME_READ_TIMEOUT),
+            write_timeout: Some(Self::DEFAULT_WRITE_TIMEOUT),
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            max_queued_bytes: Self::DEFAULT_MAX_QUEUED_BYTES,
         }
     }
 }
 
 impl ServerConfig {
+    /// Default [`ServerConfig::idle_timeout`]: 5 minutes.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+    /// Default [`ServerConfig::frame_read_timeout`]: 30 s.
+    pub const DEFAULT_FRAME_READ_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Default [`ServerConfig::write_timeout`]: 30 s.
+    pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Default [`ServerConfig::max_connections`]: 10,000 per core.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+    /// Default [`ServerConfig::max_queued_bytes`]: 4 MiB per core.
+    pub const DEFAULT_MAX_QUEUED_BYTES: usize = 4 << 20;
+
     /// How many workers start: `threads`, else one per CPU of `cpus`, else one per available CPU.
     pub fn worker_count(&self) -> usize {
         self.threads
@@ -126,6 +158,42 @@ impl ServerConfig {
 
     pub fn ring_entries(mut self, entries: u32) -> Self {
         self.ring_entries = entries.max(8);
+        self
+    }
+
+    /// `None` turns the idle timeout off.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// `None` turns the frame-read timeout off.
+    pub fn frame_read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.frame_read_timeout = timeout;
+        self
+    }
+
+    /// `None` turns the write timeout off.
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// Connections per worker (core); at least 1.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Queued reply bytes per worker (core) before the biggest queues stop being read.
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_queued_bytes = bytes.max(1);
+        self
+    }
+
+    /// Metadata pairs per frame ([`Limits::max_metadata_pairs`]).
+    pub fn max_metadata_pairs(mut self, n: usize) -> Self {
+        self.limits.max_metadata_pairs = n;
         self
     }
 }

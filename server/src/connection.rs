@@ -33,8 +33,12 @@ use ringrpc_io::{FrameReader, WakerSlot};
 
 use crate::buffers::SMALL;
 use crate::config::ServerConfig;
+use crate::limits::{ConnectionWatch, Reason};
 use crate::runtime::{Accepted, ConnectionEntry, WorkerState};
 use crate::service::{Dispatch, LocalFuture, ServiceTable};
+
+/// limits: queued reply bytes past which each frame asks the per-core budget.
+const BUDGET_CHECK_FROM: usize = 8 << 10;
 
 /// `ECANCELED`: a read the sweeper cancelled.
 const CANCELED: i32 = 125;
@@ -125,7 +129,14 @@ pub async fn serve_halves<R, W>(
         worker: worker.clone(),
         streaming: Cell::new(false),
     });
-    let writer_task = monoio::spawn(write_loop(writer, shared.clone()));
+    // limits: the cells the sweeper and the reply budget read (server/src/limits/watch.rs).
+    let watch = &entry.watch;
+    let writer_task = monoio::spawn(write_loop(writer, shared.clone(), watch.clone()));
+    // limits: the per-core reply budget; asked only past a small batch (waiting or being
+    // written) or while paused, so that pipelined small replies pay one compare.
+    let over_budget = |out: usize| {
+        (out + watch.writing() > BUDGET_CHECK_FROM || watch.is_paused()) && watch.over_budget(out)
+    };
 
     let large = worker.pool.large_size();
     let mut frames = FrameReader::new(BytesMut::new(), Decoder::new(config.limits), SMALL);
@@ -134,9 +145,11 @@ pub async fn serve_halves<R, W>(
     // Back-pressure: past either cap, no frame is dispatched (and nothing read) until the
     // writer or the running requests catch up.
     let over = || {
+        let out = shared.out.borrow().len();
         !shared.aborted.get()
             && (shared.in_flight.get() >= config.max_in_flight
-                || shared.out.borrow().len() >= config.max_pending_write)
+                || out >= config.max_pending_write
+                || over_budget(out))
     };
     'read: loop {
         // Dispatch every whole frame buffered, as the caps allow.
@@ -152,16 +165,19 @@ pub async fn serve_halves<R, W>(
             let mut out = shared.out();
             loop {
                 match frames.next_frame() {
-                    Ok(Some(request)) => match table.dispatch(request, peer, &mut out) {
-                        Dispatch::Done => {}
-                        Dispatch::Pending(reply) => spawn_pending(&shared, reply),
-                        // Its error reply and every earlier one still go out
-                        // (Rejection::and_close).
-                        Dispatch::Close => break 'read,
-                    },
+                    Ok(Some(request)) => {
+                        watch.frame_done(); // limits: idle and frame-read clocks
+                        match table.dispatch(request, peer, &mut out) {
+                            Dispatch::Done => {}
+                            Dispatch::Pending(reply) => spawn_pending(&shared, reply),
+                            // Its error reply and every earlier one still go out
+                            // (Rejection::and_close).
+                            Dispatch::Close => break 'read,
+                        }
+                    }
                     Ok(None) => break 'frames,
                     Err(e) => {
-                        log_protocol_error(peer, &e);
+                        log_protocol_error(watch, &e);
                         // Replies already made for earlier frames still go out; then the
                         // connection closes without answering the bad frame (spec 1.8).
                         break 'read;
@@ -169,14 +185,23 @@ pub async fn serve_halves<R, W>(
                 }
                 if out.len() >= config.max_pending_write
                     || shared.in_flight.get() >= config.max_in_flight
+                    || over_budget(out.len())
                 {
                     // Past a cap: back to the top, where the reader waits.
                     continue 'frames;
                 }
             }
         }
+        watch.buffered(frames.buffered()); // limits: frame-read clock
         if !shared.out.borrow().is_empty() {
             shared.writer.wake();
+        }
+        // limits: past the per-core reply budget, the biggest queues stop being read.
+        if watch.over_budget(shared.out.borrow().len()) {
+            shared.writer.wake();
+            let out = || shared.out.borrow().len();
+            let resumed = || shared.aborted.get() || !watch.over_budget(out());
+            shared.reader.wait_until(resumed).await;
         }
 
         // The buffer for the next read: its size class follows the connection's mode.
@@ -195,9 +220,11 @@ pub async fn serve_halves<R, W>(
                 worker.pool.give(frames.replace_buffer(fresh));
                 frames.set_read_size(if streaming { large / 2 } else { SMALL });
             }
-        } else if frames.wanted() > frames.spare() && frames.capacity() < large {
+        } else if frames.wanted() > frames.spare().max(SMALL) && frames.capacity() < large {
             // A frame larger than the small buffer: move its start to a large one (one copy of
             // at most 1 KiB); larger frames still grow the buffer as they need.
+            // (limits: not merely a partial frame, whose `wanted` is the small read size: that
+            // promoted every slowloris connection to a large buffer.)
             worker
                 .pool
                 .give(frames.replace_buffer(worker.pool.take_large()));
@@ -259,13 +286,18 @@ fn spawn_pending(shared: &Rc<Shared>, reply: LocalFuture<Option<BytesMut>>) {
     });
 }
 
-fn log_protocol_error(peer: SocketAddr, error: &DecodeError) {
-    tracing::warn!(%peer, "closing connection: {error}");
+/// One refusal: logged (rate-limited, with the peer) and counted by the worker's limits.
+fn log_protocol_error(watch: &ConnectionWatch, error: &DecodeError) {
+    watch.refuse(Reason::Malformed, Some(error));
 }
 
 /// Writes whatever replies are waiting, one write per batch, until the reader is done and no
 /// request is still running. Each batch's buffer goes back to the pool once written.
-async fn write_loop<W: AsyncWriteRent>(mut writer: W, shared: Rc<Shared>) {
+async fn write_loop<W: AsyncWriteRent>(
+    mut writer: W,
+    shared: Rc<Shared>,
+    watch: Rc<ConnectionWatch>,
+) {
     loop {
         shared
             .writer
@@ -283,7 +315,9 @@ async fn write_loop<W: AsyncWriteRent>(mut writer: W, shared: Rc<Shared>) {
             continue;
         }
         let batch = std::mem::take(&mut *shared.out.borrow_mut());
+        watch.write_started(batch.len(), 0); // limits: write timeout, reply budget
         let (result, batch) = writer.write_all(batch).await;
+        watch.write_finished(shared.out.borrow().len()); // limits
         shared.worker.pool.give(batch);
         // A batch just left: the reader may be waiting for room.
         shared.reader.wake();

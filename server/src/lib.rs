@@ -8,6 +8,8 @@
 //! - [`service`]: services (by closures or [`macro@service`]), payloads, replies, raw handlers and
 //!   the per-worker routing table.
 //! - [`interceptor`]: hooks around connections and calls (auth, limits, metrics).
+//! - [`limits`]: timeouts, the connection cap, the per-core reply budget, accept backoff, and the
+//!   rate-limited, counted log of every refusal.
 //! - [`serialize`]: raw, JSON, MsgPack and Protobuf payload codecs.
 //! - [`context`]: what a handler knows about its request.
 //! - [`config`]: settings with defaults; [`shutdown`]: the shutdown signal.
@@ -38,6 +40,7 @@ pub mod context;
 pub mod demo;
 pub mod demo_hello;
 pub mod interceptor;
+pub mod limits;
 pub mod registry;
 pub mod runtime;
 pub mod serialize;
@@ -51,6 +54,7 @@ pub use bytes;
 pub use config::{CpuList, IoDriver, ServerConfig};
 pub use context::Context;
 pub use interceptor::{CallResult, Interceptor, Refusal, Rejection};
+pub use limits::{Reason, RefusalCounts};
 pub use ringrpc_codec::{Message, SerializeType};
 pub use runtime::{Running, StartError, WorkerError, WorkerId};
 pub use service::{

@@ -10,8 +10,11 @@
 //!   its services) on its own thread and runtime, and only when every worker has done so do they
 //!   start accepting; a worker whose set-up fails stops them all and [`run_workers`] returns its
 //!   error;
-//! - give each worker its own [`WorkerState`]: buffer pool and connection registry; nothing is
-//!   shared between workers on the request path;
+//! - give each worker its own [`WorkerState`]: buffer pool, connection registry and limits
+//!   ([`crate::limits`]: timeouts, reply budget, refusal log); nothing is shared between workers
+//!   on the request path;
+//! - run each worker's sweeper: the coarse clock, quiet connections' read buffers, the timeouts;
+//! - accept: refuse past the connection cap, back off when accept fails (EMFILE);
 //! - on shutdown: stop accepting, stop reading, drain, exit — bounded by the grace period.
 //!
 //! The same machinery serves any per-connection function ([`run_workers`]), which is how the
@@ -23,9 +26,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use monoio::net::{TcpListener, TcpStream};
 use ringrpc_io::cpus::machine_cpus;
@@ -34,6 +37,8 @@ use slab::Slab;
 
 use crate::buffers::Pool;
 use crate::config::ServerConfig;
+use crate::limits::admission::at_capacity;
+use crate::limits::{sweeper, AcceptBackoff, ConnectionWatch, Reason, RefusalCounts, WorkerLimits};
 use crate::shutdown::{Shutdown, ShutdownListener};
 
 /// An error from a worker's set-up, boxed: it comes from user code (the table factory).
@@ -82,6 +87,7 @@ pub struct Running {
     local_addr: SocketAddr,
     driver: IoDriver,
     threads: Vec<JoinHandle<()>>,
+    refusals: Arc<RefusalCounts>,
 }
 
 impl Running {
@@ -98,6 +104,12 @@ impl Running {
     /// How many workers run.
     pub fn workers(&self) -> usize {
         self.threads.len()
+    }
+
+    /// Refusals by the limits so far, over every worker (timeouts, connection cap, accept
+    /// failures, reply budget, malformed frames).
+    pub fn refusals(&self) -> Arc<RefusalCounts> {
+        self.refusals.clone()
     }
 
     /// Waits for every worker to finish (after shutdown); the first failure, if any worker failed.
@@ -126,6 +138,8 @@ pub struct ConnectionEntry {
     /// Set while it waits in a read with a large buffer: the sweeper cancels such a read once the
     /// connection has been quiet for [`RELEASE_AFTER_TICKS`], so the buffer goes back.
     canceller: RefCell<Option<monoio::io::Canceller>>,
+    /// What the limits watch: frame, partial-frame and write clocks, queued reply bytes.
+    pub watch: Rc<ConnectionWatch>,
 }
 
 impl ConnectionEntry {
@@ -133,6 +147,7 @@ impl ConnectionEntry {
     #[inline]
     pub fn read_done(&self, worker: &WorkerState) {
         self.last_read.set(worker.tick.get());
+        worker.sweep_if_overdue();
     }
 
     /// A handle for a read the sweeper may cancel when the connection goes quiet.
@@ -163,7 +178,16 @@ pub struct WorkerState {
     pub pool: Pool,
     /// Advanced by the sweeper every [`TICK`]: connections copy it, no clock read per request.
     tick: Cell<u32>,
+    /// Timeouts, connection cap, reply budget, refusal log.
+    limits: Rc<WorkerLimits>,
+    /// When the next sweep is due.
+    next_sweep: Cell<Instant>,
+    /// Reads left before the request path looks at the clock (see `sweep_if_overdue`).
+    reads_to_check: Cell<u32>,
 }
+
+/// Reads between two looks at the clock on the request path.
+const SWEEP_CHECK_EVERY: u32 = 256;
 
 /// The sweeper's period.
 const TICK: Duration = Duration::from_millis(250);
@@ -173,34 +197,71 @@ const RELEASE_AFTER_TICKS: u32 = 4;
 const TRIM_EVERY_TICKS: u32 = 16;
 
 impl WorkerState {
-    fn new(config: &ServerConfig) -> Self {
+    /// A worker's state for `config`, counting refusals into `refusals` (shared by the workers).
+    pub fn new(config: &ServerConfig, refusals: Arc<RefusalCounts>) -> Self {
         WorkerState {
             connections: RefCell::new(Slab::new()),
             idle_waker: WakerSlot::default(),
             pool: Pool::new(config.read_buffer, config.max_pooled_bytes),
             tick: Cell::new(0),
+            limits: Rc::new(WorkerLimits::new(config, refusals)),
+            next_sweep: Cell::new(Instant::now() + TICK),
+            reads_to_check: Cell::new(SWEEP_CHECK_EVERY),
         }
     }
 
-    /// Registers a connection by its socket's fd.
-    pub fn register(&self, fd: i32) -> (usize, Rc<ConnectionEntry>) {
+    /// Sweeps from the request path when a sweep is overdue, looking at the clock once every
+    /// [`SWEEP_CHECK_EVERY`] reads. A busy monoio runtime fires its timers only when it parks, and
+    /// a saturated worker may not park for seconds: without this the timeouts (and the release
+    /// of quiet buffers) would stop exactly under the load they are for.
+    #[inline]
+    pub fn sweep_if_overdue(&self) {
+        let left = self.reads_to_check.get();
+        if left > 1 {
+            self.reads_to_check.set(left - 1);
+            return;
+        }
+        self.reads_to_check.set(SWEEP_CHECK_EVERY);
+        if Instant::now() >= self.next_sweep.get() {
+            self.sweep();
+        }
+    }
+
+    /// This worker's limits: clock, budget, refusal log.
+    pub fn limits(&self) -> &Rc<WorkerLimits> {
+        &self.limits
+    }
+
+    /// Live connections on this worker.
+    pub fn open_connections(&self) -> usize {
+        self.connections.borrow().len()
+    }
+
+    /// Registers a connection by its socket's fd; a negative `fd` for a stream without one
+    /// (in-memory streams of fuzzing: nothing to shut down).
+    pub fn register(&self, fd: i32, peer: SocketAddr) -> (usize, Rc<ConnectionEntry>) {
+        let socket = (fd >= 0).then_some(fd);
         let entry = Rc::new(ConnectionEntry {
             fd,
             last_read: Cell::new(self.tick.get()),
             canceller: RefCell::new(None),
+            watch: Rc::new(ConnectionWatch::new(socket, peer, self.limits.clone())),
         });
         (self.connections.borrow_mut().insert(entry.clone()), entry)
     }
 
-    /// One sweep: advance the clock, take back the large read buffers of quiet connections, and
-    /// trim the pool now and then.
+    /// One sweep: advance the clocks, take back the large read buffers of quiet connections,
+    /// close those past a timeout (limits::sweeper), and trim the pool now and then.
     fn sweep(&self) {
+        self.next_sweep.set(Instant::now() + TICK);
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
+        let now = self.limits.tick();
         for (_, entry) in self.connections.borrow().iter() {
             if tick.wrapping_sub(entry.last_read.get()) >= RELEASE_AFTER_TICKS {
                 entry.cancel_read();
             }
+            sweeper::sweep(&self.limits, &entry.watch, now);
         }
         if tick % TRIM_EVERY_TICKS == 0 {
             self.pool.trim();
@@ -218,7 +279,7 @@ impl WorkerState {
     /// Stops reading on every connection: their reads end as at EOF, and each then finishes what
     /// it has read, writes the replies and closes (spec 4.13; Go's `CloseRead`).
     fn stop_reading(&self) {
-        for (_, entry) in self.connections.borrow().iter() {
+        for (_, entry) in self.connections.borrow().iter().filter(|(_, e)| e.fd >= 0) {
             let fd = entry.fd;
             // SAFETY: shutdown(2) takes a plain fd number and touches no memory of ours. The fd is
             // still this connection's: its task unregisters it in the same poll in which the
@@ -258,7 +319,8 @@ where
             source,
         })?;
     let machine = machine_cpus();
-    let make_serve = std::sync::Arc::new(make_serve);
+    let make_serve = Arc::new(make_serve);
+    let refusals = Arc::new(RefusalCounts::default());
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), StartError>>();
     let mut go_senders = Vec::with_capacity(listeners.len());
     let mut threads = Vec::with_capacity(listeners.len());
@@ -271,6 +333,7 @@ where
         let make_serve = make_serve.clone();
         let listener_shutdown = shutdown.listener();
         let config = config.clone();
+        let worker_refusals = refusals.clone();
         let ready = ready_tx.clone();
         let (go_tx, go_rx) = mpsc::channel::<bool>();
         go_senders.push(go_tx);
@@ -309,7 +372,8 @@ where
                     if go_rx.recv() != Ok(true) {
                         return;
                     }
-                    worker(index, listener, serve, listener_shutdown, &config).await;
+                    let state = Rc::new(WorkerState::new(&config, worker_refusals));
+                    worker(index, listener, serve, state, listener_shutdown, &config).await;
                 });
                 if let Err(source) = ran {
                     let _ = ready.send(Err(StartError::Runtime { worker: id, source }));
@@ -359,6 +423,7 @@ where
         local_addr,
         driver,
         threads,
+        refusals,
     })
 }
 
@@ -420,6 +485,7 @@ async fn worker<S, Fut>(
     index: usize,
     listener: std::net::TcpListener,
     serve: S,
+    state: Rc<WorkerState>,
     shutdown: ShutdownListener,
     config: &ServerConfig,
 ) where
@@ -433,13 +499,19 @@ async fn worker<S, Fut>(
             return;
         }
     };
-    let state = Rc::new(WorkerState::new(config));
     let sweeper = {
         let state = state.clone();
         monoio::spawn(async move {
             loop {
-                monoio::time::sleep(TICK).await;
-                state.sweep();
+                // Until the next sweep is due: the request path may have swept meanwhile.
+                let due = state
+                    .next_sweep
+                    .get()
+                    .saturating_duration_since(Instant::now());
+                monoio::time::sleep(due.max(Duration::from_millis(10))).await;
+                if Instant::now() >= state.next_sweep.get() {
+                    state.sweep();
+                }
             }
         })
     };
@@ -460,15 +532,26 @@ async fn worker<S, Fut>(
     }
 }
 
+/// Accepts until dropped: past the connection cap a connection is closed at once (the client
+/// reads EOF before any byte); a failed accept (EMFILE, ENFILE) backs off, 5 ms doubling to 1 s,
+/// as Go's accept loop does. Both are refusals: logged (rate-limited) and counted.
 async fn accept_loop<S, Fut>(listener: &TcpListener, serve: &S, state: &Rc<WorkerState>)
 where
     S: Fn(Accepted) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
+    let limits = state.limits.clone();
+    let mut backoff = AcceptBackoff::default();
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let (key, entry) = state.register(stream.as_raw_fd());
+                backoff.succeeded();
+                if at_capacity(state.open_connections(), limits.max_connections) {
+                    limits.refusals.refuse(peer, Reason::ConnectionCap);
+                    drop(stream);
+                    continue;
+                }
+                let (key, entry) = state.register(stream.as_raw_fd(), peer);
                 let conn = serve(Accepted {
                     stream,
                     peer,
@@ -482,10 +565,44 @@ where
                 });
             }
             Err(e) => {
-                // Out of fds or memory: say so and back off instead of spinning.
-                tracing::warn!("accept failed: {e}");
-                monoio::time::sleep(Duration::from_millis(10)).await;
+                // The pending connection stays in the backlog and the next accept fails at once
+                // until something closes: wait instead of spinning.
+                let delay = backoff.failed();
+                let detail = format!("{e}; next accept in {delay:?}");
+                limits
+                    .refusals
+                    .refuse_with(None, Reason::AcceptFailed, Some(&detail));
+                monoio::time::sleep(delay).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_path_sweeps_when_the_timer_is_late() {
+        // No runtime at all here: no timer fires, as on a worker too busy to park.
+        let config = ServerConfig::default().idle_timeout(Some(Duration::from_millis(1)));
+        let state = WorkerState::new(&config, Arc::default());
+        let (_, entry) = state.register(-1, "127.0.0.1:1".parse().unwrap());
+        std::thread::sleep(TICK + Duration::from_millis(20));
+        for _ in 0..SWEEP_CHECK_EVERY - 1 {
+            entry.read_done(&state);
+        }
+        assert_eq!(
+            state.tick.get(),
+            0,
+            "the clock is looked at once per {SWEEP_CHECK_EVERY} reads"
+        );
+        entry.read_done(&state);
+        assert_eq!(state.tick.get(), 1, "an overdue sweep ran");
+        assert_eq!(entry.watch.closed(), Some(Reason::IdleTimeout));
+        for _ in 0..SWEEP_CHECK_EVERY {
+            entry.read_done(&state);
+        }
+        assert_eq!(state.tick.get(), 1, "not again before the next tick is due");
     }
 }

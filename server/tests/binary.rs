@@ -67,3 +67,84 @@ fn bad_flags_are_refused_with_a_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("CPU list"));
 }
+
+#[test]
+fn sigterm_while_requests_run_answers_every_request_read_and_refuses_new_connections() {
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringrpc-server"))
+        .args(["--addr", &format!("127.0.0.1:{port}"), "--threads", "2"])
+        .args(["--grace-period", "5"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut clients: Vec<_> = (0..6).map(|_| common::Client::connect(addr)).collect();
+    for (i, client) in clients.iter_mut().enumerate() {
+        // Every connection is served before the burst, so it is registered on its worker.
+        assert_eq!(client.echo(1000, b"ready").payload(), b"ready");
+        let mut burst = Vec::new();
+        for seq in 0..40u64 {
+            let (method, payload) = if seq % 4 == 0 {
+                ("Sleep", b"400".to_vec())
+            } else {
+                ("Echo", vec![i as u8; 2000])
+            };
+            burst.extend(common::request(
+                seq,
+                "Echo",
+                method,
+                SerializeType::Raw,
+                &[],
+                &payload,
+            ));
+        }
+        client.send(&burst);
+    }
+    // Every burst is read; the sleeps are still running when the signal comes.
+    std::thread::sleep(Duration::from_millis(150));
+    let signalled = Instant::now();
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(100));
+    match std::net::TcpStream::connect(addr) {
+        Err(_) => {}
+        Ok(mut late) => {
+            // Accepted in a race with the listener's close: it must be closed, unserved.
+            use std::io::{Read, Write};
+            late.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = late.write_all(&common::request(
+                1,
+                "Echo",
+                "Echo",
+                SerializeType::Raw,
+                &[],
+                b"x",
+            ));
+            let mut byte = [0u8; 1];
+            let refused = match late.read(&mut byte) {
+                Ok(n) => n == 0,
+                Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+            };
+            assert!(refused, "a connection made after the signal was served");
+        }
+    }
+    for client in clients.iter_mut() {
+        let mut seen: Vec<u64> = (0..40).map(|_| client.recv().seq()).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..40).collect::<Vec<_>>(), "a reply was lost");
+        assert!(client.is_closed_within(Duration::from_secs(5)));
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        signalled.elapsed()
+    );
+}

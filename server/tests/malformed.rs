@@ -36,6 +36,9 @@ fn malformed_frames() -> Vec<(&'static str, Vec<u8>)> {
     let mut bomb_header = Header::new();
     bomb_header.set_compress_type(CompressType::Gzip);
 
+    let nine_pairs: Vec<(String, String)> = (0..9).map(|i| (format!("k{i}"), "v".into())).collect();
+    let nine_pairs: Vec<(&str, &str)> = nine_pairs.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+
     vec![
         ("bad magic", {
             let mut b = good.clone();
@@ -60,6 +63,10 @@ fn malformed_frames() -> Vec<(&'static str, Vec<u8>)> {
             b[2] |= gzip_header.flags();
             b
         }),
+        (
+            "too many metadata pairs",
+            request(1, "Echo", "Echo", SerializeType::Raw, &nine_pairs, b"x"),
+        ),
         ("decompressed too large", {
             // Encoded with compress None, then flagged gzip with a bomb for payload.
             let bomb = gzip(&vec![0u8; 8 << 20]);
@@ -75,13 +82,16 @@ fn each_malformed_class_closes_only_its_connection() {
     let limits = Limits {
         max_frame_len: 1 << 20,
         max_decompressed_len: 1 << 20,
+        max_metadata_pairs: 8,
     };
     let server = TestServer::with(
         ServerConfig::default().threads(1).limits(limits),
         ringrpc_server::demo::demo_table,
     );
     let mut bystander = server.connect();
-    for (name, bytes) in malformed_frames() {
+    let classes = malformed_frames();
+    let count = classes.len() as u64;
+    for (name, bytes) in classes {
         let mut victim = server.connect();
         // A good request first: its reply must still arrive before the close.
         victim.send(&request(
@@ -106,6 +116,11 @@ fn each_malformed_class_closes_only_its_connection() {
             "{name}: bystander still served"
         );
     }
+    // Each close was one refusal, counted (and logged, rate-limited) with its reason.
+    assert_eq!(
+        server.refusals().get(ringrpc_server::Reason::Malformed),
+        count
+    );
 }
 
 #[test]
@@ -114,6 +129,7 @@ fn oversized_frame_is_refused_before_its_body_arrives() {
         ServerConfig::default().threads(1).limits(Limits {
             max_frame_len: 1024,
             max_decompressed_len: 1024,
+            ..Limits::default()
         }),
         ringrpc_server::demo::demo_table,
     );

@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let small = Limits {
         max_frame_len: 64,
         max_decompressed_len: 64,
+        max_metadata_pairs: 2,
     };
     let limited = run(&Decoder::new(small), data, data.len().max(1));
     // A limit can only stop decoding earlier, never change a frame.

@@ -35,6 +35,9 @@ struct Args {
     /// Largest payload a gzip frame may decompress to, in bytes.
     #[arg(long, default_value_t = Limits::DEFAULT_MAX_DECOMPRESSED_LEN)]
     max_decompressed: usize,
+    /// Most metadata pairs in one frame; a frame with more closes its connection.
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_METADATA_PAIRS)]
+    max_metadata_pairs: usize,
     /// Requests running at once per connection before its reads pause.
     #[arg(long, default_value_t = 1024)]
     max_in_flight: usize,
@@ -64,6 +67,29 @@ struct Args {
     /// Registry lease TTL in seconds: how long a killed server stays listed at most.
     #[arg(long, default_value_t = 10)]
     etcd_ttl: u64,
+    /// Seconds without a whole frame (heartbeats count) before a connection is closed; 0: never.
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_IDLE_TIMEOUT.as_secs_f64())]
+    idle_timeout: f64,
+    /// Seconds a started frame may take to arrive whole (slowloris) before the connection is
+    /// closed; 0: no limit.
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_FRAME_READ_TIMEOUT.as_secs_f64())]
+    frame_read_timeout: f64,
+    /// Seconds a reply write may take (a peer that stops reading) before the connection is reset
+    /// and its queued replies dropped; 0: no limit.
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_WRITE_TIMEOUT.as_secs_f64())]
+    write_timeout: f64,
+    /// Connections per worker (core); more are accepted and closed at once.
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Reply bytes queued per worker (core), over all its connections, before the connections
+    /// holding the most stop being read.
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_MAX_QUEUED_BYTES)]
+    max_queued_bytes: usize,
+}
+
+/// A timeout flag in seconds: 0 (or less) turns it off.
+fn timeout(seconds: f64) -> Option<Duration> {
+    (seconds > 0.0).then(|| Duration::from_secs_f64(seconds))
 }
 
 fn main() -> ExitCode {
@@ -84,11 +110,17 @@ fn main() -> ExitCode {
         .limits(Limits {
             max_frame_len: args.max_frame,
             max_decompressed_len: args.max_decompressed,
+            max_metadata_pairs: args.max_metadata_pairs,
         })
         .max_in_flight(args.max_in_flight)
         .max_pending_write(args.max_pending_write)
         .grace_period(Duration::from_secs_f64(args.grace_period.max(0.0)))
-        .tcp_keepalive((args.tcp_keepalive > 0).then(|| Duration::from_secs(args.tcp_keepalive)));
+        .tcp_keepalive((args.tcp_keepalive > 0).then(|| Duration::from_secs(args.tcp_keepalive)))
+        .idle_timeout(timeout(args.idle_timeout))
+        .frame_read_timeout(timeout(args.frame_read_timeout))
+        .write_timeout(timeout(args.write_timeout))
+        .max_connections(args.max_connections)
+        .max_queued_bytes(args.max_queued_bytes);
     if let Some(threads) = args.threads {
         config = config.threads(threads);
     }

@@ -52,6 +52,14 @@ impl TestServer {
     pub fn connect(&self) -> Client {
         Client::connect(self.addr)
     }
+
+    /// Refusals counted by the limits so far.
+    pub fn refusals(&self) -> std::sync::Arc<ringrpc_server::RefusalCounts> {
+        self.running
+            .as_ref()
+            .expect("server still running")
+            .refusals()
+    }
 }
 
 impl Drop for TestServer {
@@ -174,6 +182,11 @@ impl Client {
     /// Raw bytes of the next frame.
     pub fn recv_bytes(&mut self) -> Vec<u8> {
         self.recv().frame().to_vec()
+    }
+
+    /// Sends a request and returns its reply.
+    pub fn echo(&mut self, seq: u64, payload: &[u8]) -> Message {
+        self.call(seq, "Echo", "Echo", SerializeType::Raw, payload)
     }
 
     /// Whether the server closed the connection (EOF or reset) within `timeout`.
