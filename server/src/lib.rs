@@ -6,7 +6,10 @@
 //! - [`connection`]: the read → decode → dispatch → batched write loop of one connection.
 //! - [`service`]: services (by closures or [`macro@service`]), payloads, replies, raw handlers and
 //!   the per-worker routing table.
-//! - [`interceptor`]: hooks around connections and calls (auth, limits, metrics).
+//! - [`interceptor`]: hooks around connections and calls; built on them: [`auth`] (`__AUTH`
+//!   tokens), [`rate_limit`] (per-core token buckets on requests and connections) and [`metrics`]
+//!   (per-core counters, a Prometheus endpoint).
+//! - [`push`]: server push to a connection ([`Pusher`]).
 //! - [`serialize`]: raw, JSON, MsgPack and Protobuf payload codecs.
 //! - [`context`]: what a handler knows about its request.
 //! - [`config`]: settings with defaults; [`shutdown`]: the shutdown signal.
@@ -27,6 +30,7 @@
 // The `#[service]` macro names `::ringrpc_server`; this lets the demo services use it too.
 extern crate self as ringrpc_server;
 
+pub mod auth;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
@@ -34,6 +38,9 @@ pub mod connection;
 pub mod context;
 pub mod demo;
 pub mod interceptor;
+pub mod metrics;
+pub mod push;
+pub mod rate_limit;
 pub mod runtime;
 pub mod serialize;
 pub mod service;
@@ -42,14 +49,19 @@ pub mod shutdown;
 use std::rc::Rc;
 use std::sync::Arc;
 
+pub use auth::{auth_token, Auth};
 pub use bytes;
 pub use config::{CpuList, IoDriver, ServerConfig};
 pub use context::Context;
 pub use interceptor::{CallResult, Interceptor, Refusal, Rejection};
+pub use metrics::{Metrics, MetricsEndpoint};
+pub use push::{PushError, Pusher};
+pub use rate_limit::{ConnectionRateLimit, RequestRateLimit};
 pub use ringrpc_codec::{Message, SerializeType};
 pub use runtime::{Running, StartError, WorkerError, WorkerId};
 pub use service::{
     IntoService, Payload, RawReply, RegistrationError, Service, ServiceError, ServiceTable,
+    ServiceTableBuilder,
 };
 pub use shutdown::Shutdown;
 

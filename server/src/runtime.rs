@@ -119,6 +119,7 @@ impl Running {
 /// Per-worker state that connections see: the connection registry (for shutdown) and a pool of
 /// buffers.
 pub struct WorkerState {
+    id: WorkerId,
     /// Raw fds of live connections, so shutdown can stop their reads.
     connections: RefCell<Slab<i32>>,
     /// Woken when the last connection goes.
@@ -131,12 +132,18 @@ const POOL_MAX_BUFFERS: usize = 1024;
 const POOL_MAX_CAPACITY: usize = 1 << 20;
 
 impl WorkerState {
-    fn new() -> Self {
+    fn new(id: WorkerId) -> Self {
         WorkerState {
+            id,
             connections: RefCell::new(Slab::new()),
             idle_waker: Cell::new(None),
             pool: RefCell::new(Vec::new()),
         }
+    }
+
+    /// Which worker this is.
+    pub fn id(&self) -> WorkerId {
+        self.id
     }
 
     /// A cleared buffer of at least `capacity` bytes, from the pool when one is there.
@@ -383,7 +390,7 @@ async fn worker<S, Fut>(
             return;
         }
     };
-    let state = Rc::new(WorkerState::new());
+    let state = Rc::new(WorkerState::new(WorkerId(index)));
     monoio::select! {
         _ = accept_loop(&listener, &serve, &state) => {}
         _ = shutdown.wait() => {}
