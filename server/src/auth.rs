@@ -65,6 +65,10 @@ impl<F> Interceptor for Auth<F>
 where
     F: Fn(&Context, &str) -> Result<(), ServiceError> + 'static,
 {
+    fn inspects_results(&self) -> bool {
+        false
+    }
+
     fn before_call(&self, ctx: &Context) -> Result<(), Rejection> {
         let token = ctx.metadata().get_str(AUTH_KEY).unwrap_or("");
         (self.check)(ctx, token).map_err(|error| Rejection::new(error).and_close())

@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | [`on_connect`](Interceptor::on_connect) | a connection was accepted, before any byte is read | [`Refusal`]: the connection is closed at once, with one log line naming the peer and the reason; later interceptors are not asked |
 //! | [`before_call`](Interceptor::before_call) | a request was decoded (any request but a heartbeat, before routing: unknown services are seen too) | [`Rejection`]: its text goes back as an rpcx error reply (nothing for oneway), the method does not run, later interceptors' `before_call` does not run; with [`Rejection::and_close`] the connection then closes, after the replies before it |
-//! | [`after_call`](Interceptor::after_call) | the method returned (or failed to decode its arguments, or panicked) | sees the result ([`CallResult`]: error text, encoded payload) and may replace either |
+//! | [`after_call`](Interceptor::after_call) | the method returned (or failed to decode its arguments, or panicked); skipped when no interceptor [`inspects_results`](Interceptor::inspects_results) | sees the result ([`CallResult`]: error text, encoded payload) and may replace either |
 //! | [`after_reply`](Interceptor::after_reply) | the reply frame is encoded into the connection's output (it leaves with the next batched write), or would have been for a oneway request; runs for every request `before_call` saw | — |
 //! | [`on_read`](Interceptor::on_read), [`on_write`](Interceptor::on_write) | bytes were read from or written to a connection (once per read and per batched write, not per request) | — |
 //! | [`on_close`](Interceptor::on_close) | the connection is closed (also for the interceptors that accepted a connection a later one refused) | — |
@@ -50,6 +50,14 @@ pub trait Interceptor: 'static {
     /// The method has run; `result` may be changed.
     fn after_call(&self, ctx: &Context, result: &mut CallResult<'_>) {
         let _ = (ctx, result);
+    }
+
+    /// Whether [`after_call`](Interceptor::after_call) is used. Return `false` from an
+    /// interceptor that does not override it: when no installed interceptor needs the result,
+    /// `after_call` is not run and replies are encoded straight into the output buffer instead of
+    /// being encoded apart and copied (one copy of every reply saved).
+    fn inspects_results(&self) -> bool {
+        true
     }
 
     /// The reply is encoded (`error` is its `__rpcx_error__`, if it failed).
@@ -180,16 +188,23 @@ impl<'a> CallResult<'a> {
 /// The interceptors of one worker's table, in installation order. Cloning shares them (an async
 /// call keeps them for its reply).
 #[derive(Clone, Default)]
-pub(crate) struct Interceptors(Rc<[Box<dyn Interceptor>]>);
+pub(crate) struct Interceptors(Rc<[Box<dyn Interceptor>]>, bool);
 
 impl Interceptors {
     pub(crate) fn new(list: Vec<Box<dyn Interceptor>>) -> Self {
-        Interceptors(list.into())
+        let inspect = list.iter().any(|i| i.inspects_results());
+        Interceptors(list.into(), inspect)
     }
 
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Whether some interceptor's `after_call` needs each call's result.
+    #[inline]
+    pub(crate) fn inspect_results(&self) -> bool {
+        self.1
     }
 
     pub(crate) fn on_connect(&self, peer: SocketAddr) -> Result<(), Refusal> {

@@ -383,6 +383,10 @@ impl MetricsInterceptor {
 }
 
 impl Interceptor for MetricsInterceptor {
+    fn inspects_results(&self) -> bool {
+        false
+    }
+
     fn on_connect(&self, _peer: SocketAddr) -> Result<(), crate::Refusal> {
         self.core.connections_opened.add(1);
         Ok(())

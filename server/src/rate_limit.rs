@@ -95,6 +95,10 @@ impl RequestRateLimit {
 }
 
 impl Interceptor for RequestRateLimit {
+    fn inspects_results(&self) -> bool {
+        false
+    }
+
     #[inline]
     fn before_call(&self, _ctx: &Context) -> Result<(), Rejection> {
         if self.bucket.try_take() {
@@ -122,6 +126,10 @@ impl ConnectionRateLimit {
 }
 
 impl Interceptor for ConnectionRateLimit {
+    fn inspects_results(&self) -> bool {
+        false
+    }
+
     fn on_connect(&self, _peer: SocketAddr) -> Result<(), Refusal> {
         if self.bucket.try_take() {
             Ok(())
