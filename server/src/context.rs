@@ -27,8 +27,8 @@ pub struct Context {
     deadline_enforced: bool,
     /// The connection the request came on (its core's id; 0: none), for [`Context::pusher`].
     connection: u64,
-    /// When an interceptor started timing the request (the metrics' latency).
-    started: Cell<Option<Instant>>,
+    /// When an interceptor started timing the request ([`crate::clock::now_ns`]; 0: not timed).
+    started: Cell<u64>,
     /// Created on first use: most handlers set none, and then there is nothing to drop.
     response_metadata: RefCell<Option<MetadataBuilder>>,
 }
@@ -53,7 +53,7 @@ impl Context {
             deadline,
             deadline_enforced: false,
             connection: push::current_connection(),
-            started: Cell::new(None),
+            started: Cell::new(0),
             response_metadata: RefCell::new(None),
         }
     }
@@ -88,16 +88,18 @@ impl Context {
         push::pusher_of(self.connection)
     }
 
-    /// Records when timing of this request started (used by interceptors, e.g. metrics).
+    /// Records when timing of this request started, a [`crate::clock::now_ns`] reading (used by
+    /// interceptors, e.g. metrics).
     #[inline]
-    pub fn set_started(&self, at: Instant) {
-        self.started.set(Some(at));
+    pub fn set_started(&self, clock_ns: u64) {
+        self.started.set(clock_ns);
     }
 
-    /// When timing of this request started, if an interceptor recorded it.
+    /// When timing of this request started ([`crate::clock::now_ns`]), if an interceptor recorded
+    /// it.
     #[inline]
-    pub fn started(&self) -> Option<Instant> {
-        self.started.get()
+    pub fn started(&self) -> Option<u64> {
+        Some(self.started.get()).filter(|&ns| ns != 0)
     }
 
     /// The whole decoded request.

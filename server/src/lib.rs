@@ -9,7 +9,8 @@
 //! - [`interceptor`]: hooks around connections and calls; built on them: [`auth`] (`__AUTH`
 //!   tokens), [`rate_limit`] (per-core token buckets on requests and connections) and [`metrics`]
 //!   (per-core counters, a Prometheus endpoint).
-//! - [`push`]: server push to a connection ([`Pusher`]).
+//! - [`push`]: server push to a connection ([`Pusher`]); [`clock`]: the monotonic clock in
+//!   nanoseconds for per-request bookkeeping.
 //! - [`serialize`]: raw, JSON, MsgPack and Protobuf payload codecs.
 //! - [`context`]: what a handler knows about its request.
 //! - [`config`]: settings with defaults; [`shutdown`]: the shutdown signal.
@@ -33,6 +34,7 @@ extern crate self as ringrpc_server;
 pub mod auth;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod context;

@@ -34,7 +34,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
@@ -42,6 +42,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use rustc_hash::FxHashMap;
 
+use crate::clock::now_ns;
 use crate::interceptor::Interceptor;
 use crate::{Context, WorkerId};
 
@@ -409,7 +410,7 @@ impl Interceptor for MetricsInterceptor {
     #[inline]
     fn before_call(&self, ctx: &Context) -> Result<(), crate::Rejection> {
         self.core.requests_started.add(1);
-        ctx.set_started(Instant::now());
+        ctx.set_started(now_ns());
         Ok(())
     }
 
@@ -424,7 +425,7 @@ impl Interceptor for MetricsInterceptor {
         }
         match ctx.started() {
             Some(started) => {
-                let ns = started.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+                let ns = now_ns().saturating_sub(started);
                 let bucket = LATENCY_BOUNDS_NS
                     .iter()
                     .position(|&bound| ns <= bound)

@@ -18,8 +18,8 @@
 
 use std::cell::Cell;
 use std::net::SocketAddr;
-use std::time::Instant;
 
+use crate::clock::coarse_now_ns;
 use crate::interceptor::{Interceptor, Refusal, Rejection};
 use crate::Context;
 
@@ -32,7 +32,8 @@ pub struct TokenBucket {
     per_second: f64,
     capacity: f64,
     tokens: Cell<f64>,
-    last: Cell<Instant>,
+    /// When it was last refilled, on the coarse monotonic clock (ns).
+    last: Cell<u64>,
 }
 
 impl TokenBucket {
@@ -43,7 +44,7 @@ impl TokenBucket {
             per_second: per_second.max(0.0),
             capacity,
             tokens: Cell::new(capacity),
-            last: Cell::new(Instant::now()),
+            last: Cell::new(coarse_now_ns()),
         }
     }
 
@@ -57,16 +58,17 @@ impl TokenBucket {
     /// Takes a token if there is one.
     #[inline]
     pub fn try_take(&self) -> bool {
-        self.try_take_at(Instant::now())
+        self.try_take_at(coarse_now_ns())
     }
 
     /// Refills for the time since the last call, then takes a token if there is one. The clock is
-    /// read on every call (a vDSO read, no syscall): refilling only when the bucket runs dry would
-    /// credit the whole idle time at once and let twice the burst through.
+    /// read on every call: refilling only when the bucket runs dry would credit the whole idle
+    /// time at once and let twice the burst through. It is the coarse clock (the last timer tick,
+    /// a few ms): tokens still accrue for exactly the time that passed, only in tick-sized steps.
     #[inline]
-    fn try_take_at(&self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last.get()).as_secs_f64();
-        self.last.set(now);
+    fn try_take_at(&self, now_ns: u64) -> bool {
+        let elapsed = now_ns.saturating_sub(self.last.get()) as f64 * 1e-9;
+        self.last.set(now_ns);
         let tokens = (self.tokens.get() + elapsed * self.per_second).min(self.capacity);
         if tokens >= 1.0 {
             self.tokens.set(tokens - 1.0);
@@ -141,8 +143,6 @@ impl Interceptor for ConnectionRateLimit {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -159,10 +159,10 @@ mod tests {
         let start = bucket.last.get();
         while bucket.try_take_at(start) {}
         // 0.35 s at 10/s: three whole tokens.
-        let later = start + Duration::from_millis(350);
+        let later = start + 350_000_000;
         assert_eq!((0..10).filter(|_| bucket.try_take_at(later)).count(), 3);
         // An hour idle refills only up to the capacity.
-        let much_later = later + Duration::from_secs(3600);
+        let much_later = later + 3_600_000_000_000;
         assert_eq!(
             (0..50).filter(|_| bucket.try_take_at(much_later)).count(),
             10
