@@ -13,9 +13,9 @@ Runs the rpcx conformance suite in server/tests/go-client with the stock Go rpcx
   1. builds the Go reference server benches/peers/go-rpcx into target/go/go-rpcx-server;
   2. starts four instances of it on free 127.0.0.1 ports (two plain, one with -auth-token, one
      with -rate) and runs the suite with RPCX_SERVER_KIND=go: every case must pass there;
-  3. if a ringrpc server binary exists, starts two instances of it (--addr 127.0.0.1:PORT
-     --threads 1) and runs the suite with RPCX_SERVER_KIND=ringrpc; the cases for features
-     ringrpc does not have yet (auth, server push, rate limit) are skipped.
+  3. if a ringrpc server binary exists, starts four instances of it the same way (--addr
+     127.0.0.1:PORT --threads 1; two plain, one with --auth-token, one with --rate-limit) and runs
+     the suite with RPCX_SERVER_KIND=ringrpc: every case must pass there too.
 
 For the etcd cases (etcd_test.go) it starts one etcd on free 127.0.0.1 ports for both runs
 (RPCX_ETCD) and gives the suite the server binary to start fleets of (RPCX_FLEET_BIN). Without an
@@ -152,14 +152,16 @@ port_open() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# start_ringrpc NAME: start ringrpc-server on a free port and wait until it accepts connections;
-# sets $addr. If another process takes the port between the check and the bind, try another port.
+# start_ringrpc NAME ARGS...: start ringrpc-server on a free port with ARGS and wait until it
+# accepts connections; sets $addr. If another process takes the port between the check and the
+# bind, try another port.
 start_ringrpc() {
 	local name=$1 pid port try i status
+	shift
 	for ((try = 0; try < 5; try++)); do
 		port=$((20000 + RANDOM % 40000))
 		port_open "$port" && continue
-		"$ringrpc_bin" --addr "127.0.0.1:$port" --threads 1 >"$work/$name.log" 2>&1 &
+		"$ringrpc_bin" --addr "127.0.0.1:$port" --threads 1 "$@" >"$work/$name.log" 2>&1 &
 		pid=$!
 		pids+=("$pid")
 		for ((i = 0; i < 200; i++)); do
@@ -177,7 +179,7 @@ start_ringrpc() {
 		status=0
 		wait "$pid" 2>/dev/null || status=$?
 		if ! grep -qi "in use" "$work/$name.log"; then
-			echo "go-suite: ringrpc server $name ($ringrpc_bin --addr 127.0.0.1:$port --threads 1) exited with status $status before listening" >&2
+			echo "go-suite: ringrpc server $name ($ringrpc_bin --addr 127.0.0.1:$port --threads 1 $*) exited with status $status before listening" >&2
 			break
 		fi
 	done
@@ -288,8 +290,14 @@ if [[ -n "$ringrpc_bin" ]]; then
 	rr_addr=$addr
 	start_ringrpc ringrpc-second
 	rr_addr2=$addr
+	# The same auth token and rate as the Go instances; with one worker, its bucket is the rate.
+	start_ringrpc ringrpc-auth --auth-token "$auth_token"
+	rr_auth_addr=$addr
+	start_ringrpc ringrpc-rate --rate-limit "$rate"
+	rr_rate_addr=$addr
 	export RPCX_ADDR=$rr_addr RPCX_ADDR2=$rr_addr2
-	unset RPCX_AUTH_ADDR RPCX_AUTH_TOKEN RPCX_RATE_ADDR RPCX_RATE
+	export RPCX_AUTH_ADDR=$rr_auth_addr RPCX_AUTH_TOKEN=$auth_token
+	export RPCX_RATE_ADDR=$rr_rate_addr RPCX_RATE=$rate
 	export RPCX_FLEET_BIN=$ringrpc_bin
 	run_suite ringrpc "$work/ringrpc.md" || failed+=("ringrpc")
 	echo "go-suite: ringrpc run took $(since "$t3") s"

@@ -1,21 +1,34 @@
-//! What a handler knows about its request: metadata, seq, peer, deadline, and the response
-//! metadata it may set (docs/protocol.md 4.2 steps 6–7, 4.9).
+//! What a handler knows about its request: metadata, seq, peer, deadline, its connection (for
+//! server push), and the response metadata it may set (docs/protocol.md 4.2 steps 6–7, 4.9, 4.16).
 //!
 //! A [`Context`] owns the decoded request (a few `Bytes` handles on the receive buffer), so it can
 //! move into an async handler. It allocates nothing unless the handler sets response metadata.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ringrpc_codec::{Message, Metadata, MetadataBuilder, SERVER_TIMEOUT_KEY};
 
+use crate::push::{self, Pusher};
+
+/// The error text of a request whose enforced deadline passed: Go's `context.DeadlineExceeded`,
+/// which is what a Go service that honours its context returns.
+pub const DEADLINE_EXCEEDED: &str = "context deadline exceeded";
+
 /// The request as a handler sees it.
 pub struct Context {
     request: Message,
     peer: SocketAddr,
     deadline: Option<Instant>,
+    /// Whether the server answers with [`DEADLINE_EXCEEDED`] once the deadline passes (an option
+    /// of the table, off by default as in Go).
+    deadline_enforced: bool,
+    /// The connection the request came on (its core's id; 0: none), for [`Context::pusher`].
+    connection: u64,
+    /// When an interceptor started timing the request ([`crate::clock::now_ns`]; 0: not timed).
+    started: Cell<u64>,
     /// Created on first use: most handlers set none, and then there is nothing to drop. Boxed so
     /// that an unset one is a null pointer: dropping it is one inline check.
     response_metadata: RefCell<Option<Box<MetadataBuilder>>>,
@@ -39,8 +52,55 @@ impl Context {
             request,
             peer,
             deadline,
+            deadline_enforced: false,
+            connection: push::current_connection(),
+            started: Cell::new(0),
             response_metadata: RefCell::new(None),
         }
+    }
+
+    /// Makes the deadline binding: see [`crate::ServiceTableBuilder::enforce_deadlines`].
+    #[inline]
+    pub(crate) fn enforce_deadline(&mut self) {
+        self.deadline_enforced = true;
+    }
+
+    /// The deadline, if it is enforced for this request.
+    #[inline]
+    pub(crate) fn enforced_deadline(&self) -> Option<Instant> {
+        if self.deadline_enforced {
+            self.deadline
+        } else {
+            None
+        }
+    }
+
+    /// Whether the deadline is enforced and has passed: the reply is then dropped for
+    /// [`DEADLINE_EXCEEDED`].
+    #[inline]
+    pub(crate) fn deadline_passed(&self) -> bool {
+        self.deadline_enforced && self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// A handle to push frames to this request's connection (Go's `SendMessage` on the context's
+    /// connection, spec 4.16). If the connection is gone, its pushes fail with
+    /// [`PushError::Closed`](crate::push::PushError::Closed).
+    pub fn pusher(&self) -> Pusher {
+        push::pusher_of(self.connection)
+    }
+
+    /// Records when timing of this request started, a [`crate::clock::now_ns`] reading (used by
+    /// interceptors, e.g. metrics).
+    #[inline]
+    pub fn set_started(&self, clock_ns: u64) {
+        self.started.set(clock_ns);
+    }
+
+    /// When timing of this request started ([`crate::clock::now_ns`]), if an interceptor recorded
+    /// it.
+    #[inline]
+    pub fn started(&self) -> Option<u64> {
+        Some(self.started.get()).filter(|&ns| ns != 0)
     }
 
     /// The whole decoded request.
@@ -64,8 +124,10 @@ impl Context {
         self.peer
     }
 
-    /// When the client stops waiting, from `__ServerTimeout`. Not enforced by the server (spec 4.9):
-    /// a reply after it is simply dropped by the client.
+    /// When the client stops waiting, from `__ServerTimeout` (0 or negative: already passed). Not
+    /// enforced by default, as in Go (spec 4.9): a reply after it is simply dropped by the client;
+    /// with [`enforce_deadlines`](crate::ServiceTableBuilder::enforce_deadlines) the server answers
+    /// [`DEADLINE_EXCEEDED`] instead and cancels an async handler.
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
     }

@@ -13,6 +13,9 @@
 //! - `Hello.Say`: rpcx-benchmark's service (see [`crate::demo_hello`]).
 //! - `KV.Get`, `KV.Set`, `KV.Worker`: a per-core key-value cache (`{"Key":..,"Value":..}`), each
 //!   worker with its own map and no lock; `KV.Worker` says which worker answered.
+//! - `Push.Subscribe`: raw payload, pushed back to the calling connection as a server push to
+//!   `Push.Notify` (oneway request, serialize type 0, no metadata; spec 4.16), then returned as
+//!   the reply, as the Go peer's `Push.Subscribe` does with `SendMessage`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -23,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     proto_payload, serde_payload, service, Context, RegistrationError, ServiceError, ServiceTable,
-    WorkerId,
+    ServiceTableBuilder, WorkerId,
 };
 
 /// Arguments of the Arith methods.
@@ -187,12 +190,32 @@ impl Kv {
     }
 }
 
-/// The table the binary serves, built once per worker.
-pub fn demo_table(worker: WorkerId) -> Result<ServiceTable, RegistrationError> {
-    Ok(ServiceTable::builder()
+/// `Push`: Subscribe.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Push;
+
+#[service]
+impl Push {
+    /// Pushes `payload` to the caller's connection as `Push.Notify`, then replies with it.
+    pub fn subscribe(&self, ctx: &Context, payload: Bytes) -> Result<Bytes, ServiceError> {
+        ctx.pusher()
+            .send("Push", "Notify", &[], &payload)
+            .map_err(|e| ServiceError::from(e.to_string()))?;
+        Ok(payload)
+    }
+}
+
+/// The demo services of one worker, for a caller that adds interceptors or options.
+pub fn demo_services(worker: WorkerId) -> Result<ServiceTableBuilder, RegistrationError> {
+    ServiceTable::builder()
         .service(Arith)?
         .service(Echo)?
         .service(Kv::new(worker))?
         .service(crate::demo_hello::Hello)?
-        .build())
+        .service(Push)
+}
+
+/// The table the binary serves with no option, built once per worker.
+pub fn demo_table(worker: WorkerId) -> Result<ServiceTable, RegistrationError> {
+    Ok(demo_services(worker)?.build())
 }

@@ -11,9 +11,10 @@
 //! |---|---|---|
 //! | [`on_connect`](Interceptor::on_connect) | a connection was accepted, before any byte is read | [`Refusal`]: the connection is closed at once, with one log line naming the peer and the reason; later interceptors are not asked |
 //! | [`before_call`](Interceptor::before_call) | a request was decoded (any request but a heartbeat, before routing: unknown services are seen too) | [`Rejection`]: its text goes back as an rpcx error reply (nothing for oneway), the method does not run, later interceptors' `before_call` does not run; with [`Rejection::and_close`] the connection then closes, after the replies before it |
-//! | [`after_call`](Interceptor::after_call) | the method returned (or failed to decode its arguments, or panicked) | sees the result ([`CallResult`]: error text, encoded payload) and may replace either |
+//! | [`after_call`](Interceptor::after_call) | the method returned (or failed to decode its arguments, or panicked); skipped when no interceptor [`inspects_results`](Interceptor::inspects_results) | sees the result ([`CallResult`]: error text, encoded payload) and may replace either |
 //! | [`after_reply`](Interceptor::after_reply) | the reply frame is encoded into the connection's output (it leaves with the next batched write), or would have been for a oneway request; runs for every request `before_call` saw | — |
-//! | [`on_close`](Interceptor::on_close) | the connection is closed | — |
+//! | [`on_read`](Interceptor::on_read), [`on_write`](Interceptor::on_write) | bytes were read from or written to a connection (once per read and per batched write, not per request) | — |
+//! | [`on_close`](Interceptor::on_close) | the connection is closed (also for the interceptors that accepted a connection a later one refused) | — |
 //!
 //! A panic in `before_call` or `after_call` is treated as the handler's panic: the client gets
 //! `[service internal error]: <panic>, method: <Method>`; a panic in `on_connect` refuses the
@@ -51,9 +52,27 @@ pub trait Interceptor: 'static {
         let _ = (ctx, result);
     }
 
+    /// Whether [`after_call`](Interceptor::after_call) is used. Return `false` from an
+    /// interceptor that does not override it: when no installed interceptor needs the result,
+    /// `after_call` is not run and replies are encoded straight into the output buffer instead of
+    /// being encoded apart and copied (one copy of every reply saved).
+    fn inspects_results(&self) -> bool {
+        true
+    }
+
     /// The reply is encoded (`error` is its `__rpcx_error__`, if it failed).
     fn after_reply(&self, ctx: &Context, error: Option<&str>) {
         let _ = (ctx, error);
+    }
+
+    /// `bytes` were read from a connection (one read may hold many requests, or part of one).
+    fn on_read(&self, bytes: usize) {
+        let _ = bytes;
+    }
+
+    /// `bytes` of replies and pushes were written to a connection in one batch.
+    fn on_write(&self, bytes: usize) {
+        let _ = bytes;
     }
 
     /// The connection is gone.
@@ -169,11 +188,12 @@ impl<'a> CallResult<'a> {
 /// The interceptors of one worker's table, in installation order. Cloning shares them (an async
 /// call keeps them for its reply).
 #[derive(Clone, Default)]
-pub(crate) struct Interceptors(Rc<[Box<dyn Interceptor>]>);
+pub(crate) struct Interceptors(Rc<[Box<dyn Interceptor>]>, bool);
 
 impl Interceptors {
     pub(crate) fn new(list: Vec<Box<dyn Interceptor>>) -> Self {
-        Interceptors(list.into())
+        let inspect = list.iter().any(|i| i.inspects_results());
+        Interceptors(list.into(), inspect)
     }
 
     #[inline]
@@ -181,20 +201,46 @@ impl Interceptors {
         self.0.is_empty()
     }
 
+    /// Whether some interceptor's `after_call` needs each call's result.
+    #[inline]
+    pub(crate) fn inspect_results(&self) -> bool {
+        self.1
+    }
+
     pub(crate) fn on_connect(&self, peer: SocketAddr) -> Result<(), Refusal> {
-        for interceptor in self.0.iter() {
-            match catch_unwind(AssertUnwindSafe(|| interceptor.on_connect(peer))) {
-                Ok(Ok(())) => {}
-                Ok(Err(refusal)) => return Err(refusal),
-                Err(panic) => {
-                    return Err(Refusal::new(format!(
-                        "interceptor panicked in on_connect: {}",
-                        panic_text(&*panic)
-                    )))
-                }
-            }
+        for (index, interceptor) in self.0.iter().enumerate() {
+            let refusal = match catch_unwind(AssertUnwindSafe(|| interceptor.on_connect(peer))) {
+                Ok(Ok(())) => continue,
+                Ok(Err(refusal)) => refusal,
+                Err(panic) => Refusal::new(format!(
+                    "interceptor panicked in on_connect: {}",
+                    panic_text(&*panic)
+                )),
+            };
+            // Those that accepted it see it close, so what they counted on connect is undone
+            // (open connections in the metrics).
+            Interceptors::close_each(&self.0[..index], peer);
+            return Err(refusal);
         }
         Ok(())
+    }
+
+    #[inline]
+    pub(crate) fn on_read(&self, bytes: usize) {
+        for interceptor in self.0.iter() {
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| interceptor.on_read(bytes))) {
+                tracing::error!("interceptor panicked in on_read: {}", panic_text(&*panic));
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn on_write(&self, bytes: usize) {
+        for interceptor in self.0.iter() {
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| interceptor.on_write(bytes))) {
+                tracing::error!("interceptor panicked in on_write: {}", panic_text(&*panic));
+            }
+        }
     }
 
     pub(crate) fn before_call(&self, ctx: &Context) -> Result<(), Rejection> {
@@ -236,7 +282,11 @@ impl Interceptors {
     }
 
     pub(crate) fn on_close(&self, peer: SocketAddr) {
-        for interceptor in self.0.iter() {
+        Interceptors::close_each(&self.0, peer);
+    }
+
+    fn close_each(interceptors: &[Box<dyn Interceptor>], peer: SocketAddr) {
+        for interceptor in interceptors {
             if let Err(panic) = catch_unwind(AssertUnwindSafe(|| interceptor.on_close(peer))) {
                 tracing::error!(%peer, "interceptor panicked in on_close: {}", panic_text(&*panic));
             }

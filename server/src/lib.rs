@@ -7,9 +7,13 @@
 //! - [`buffers`]: the per-core buffer pool (memory follows bytes in flight, not connections).
 //! - [`service`]: services (by closures or [`macro@service`]), payloads, replies, raw handlers and
 //!   the per-worker routing table.
-//! - [`interceptor`]: hooks around connections and calls (auth, limits, metrics).
+//! - [`interceptor`]: hooks around connections and calls; built on them: [`auth`] (`__AUTH`
+//!   tokens), [`rate_limit`] (per-core token buckets on requests and connections) and [`metrics`]
+//!   (per-core counters, a Prometheus endpoint).
 //! - [`limits`]: timeouts, the connection cap, the per-core reply budget, accept backoff, and the
 //!   rate-limited, counted log of every refusal.
+//! - [`push`]: server push to a connection ([`Pusher`]); [`clock`]: the monotonic clock in
+//!   nanoseconds for per-request bookkeeping.
 //! - [`serialize`]: raw, JSON, MsgPack and Protobuf payload codecs.
 //! - [`context`]: what a handler knows about its request.
 //! - [`config`]: settings with defaults; [`shutdown`]: the shutdown signal.
@@ -31,9 +35,11 @@
 // The `#[service]` macro names `::ringrpc_server`; this lets the demo services use it too.
 extern crate self as ringrpc_server;
 
+pub mod auth;
 pub mod buffers;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod context;
@@ -41,6 +47,9 @@ pub mod demo;
 pub mod demo_hello;
 pub mod interceptor;
 pub mod limits;
+pub mod metrics;
+pub mod push;
+pub mod rate_limit;
 pub mod registry;
 pub mod runtime;
 pub mod serialize;
@@ -50,15 +59,20 @@ pub mod shutdown;
 use std::rc::Rc;
 use std::sync::Arc;
 
+pub use auth::{auth_token, Auth};
 pub use bytes;
 pub use config::{CpuList, IoDriver, ServerConfig};
 pub use context::Context;
 pub use interceptor::{CallResult, Interceptor, Refusal, Rejection};
 pub use limits::{Reason, RefusalCounts};
+pub use metrics::{Metrics, MetricsEndpoint};
+pub use push::{PushError, Pusher};
+pub use rate_limit::{ConnectionRateLimit, RequestRateLimit};
 pub use ringrpc_codec::{Message, SerializeType};
 pub use runtime::{Running, StartError, WorkerError, WorkerId};
 pub use service::{
     IntoService, Payload, RawReply, RegistrationError, Service, ServiceError, ServiceTable,
+    ServiceTableBuilder,
 };
 pub use shutdown::Shutdown;
 

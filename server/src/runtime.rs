@@ -170,6 +170,7 @@ impl ConnectionEntry {
 /// Per-worker state that connections see: the connection registry (shutdown, idle buffers), the
 /// buffer pool, and a coarse clock.
 pub struct WorkerState {
+    id: WorkerId,
     /// Live connections.
     connections: RefCell<Slab<Rc<ConnectionEntry>>>,
     /// Woken when the last connection goes.
@@ -198,8 +199,9 @@ const TRIM_EVERY_TICKS: u32 = 16;
 
 impl WorkerState {
     /// A worker's state for `config`, counting refusals into `refusals` (shared by the workers).
-    pub fn new(config: &ServerConfig, refusals: Arc<RefusalCounts>) -> Self {
+    pub fn new(id: WorkerId, config: &ServerConfig, refusals: Arc<RefusalCounts>) -> Self {
         WorkerState {
+            id,
             connections: RefCell::new(Slab::new()),
             idle_waker: WakerSlot::default(),
             pool: Pool::new(config.read_buffer, config.max_pooled_bytes),
@@ -208,6 +210,11 @@ impl WorkerState {
             next_sweep: Cell::new(Instant::now() + TICK),
             reads_to_check: Cell::new(SWEEP_CHECK_EVERY),
         }
+    }
+
+    /// Which worker this is.
+    pub fn id(&self) -> WorkerId {
+        self.id
     }
 
     /// Sweeps from the request path when a sweep is overdue, looking at the clock once every
@@ -372,7 +379,7 @@ where
                     if go_rx.recv() != Ok(true) {
                         return;
                     }
-                    let state = Rc::new(WorkerState::new(&config, worker_refusals));
+                    let state = Rc::new(WorkerState::new(id, &config, worker_refusals));
                     worker(index, listener, serve, state, listener_shutdown, &config).await;
                 });
                 if let Err(source) = ran {
@@ -586,7 +593,7 @@ mod tests {
     fn the_request_path_sweeps_when_the_timer_is_late() {
         // No runtime at all here: no timer fires, as on a worker too busy to park.
         let config = ServerConfig::default().idle_timeout(Some(Duration::from_millis(1)));
-        let state = WorkerState::new(&config, Arc::default());
+        let state = WorkerState::new(WorkerId(0), &config, Arc::default());
         let (_, entry) = state.register(-1, "127.0.0.1:1".parse().unwrap());
         std::thread::sleep(TICK + Duration::from_millis(20));
         for _ in 0..SWEEP_CHECK_EVERY - 1 {

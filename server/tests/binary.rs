@@ -1,7 +1,9 @@
-//! The `ringrpc-server` binary: flags, serving, and a clean exit 0 on SIGTERM and SIGINT.
+//! The `ringrpc-server` binary: flags (the feature flags included), serving, and a clean exit 0 on
+//! SIGTERM and SIGINT, with every request read before the signal answered.
 
 mod common;
 
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -147,4 +149,76 @@ fn sigterm_while_requests_run_answers_every_request_read_and_refuses_new_connect
         "{:?}",
         signalled.elapsed()
     );
+}
+
+#[test]
+fn feature_flags_reach_the_server() {
+    let (port, metrics_port) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringrpc-server"))
+        .args([
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--threads",
+            "1",
+            "--metrics-addr",
+            &format!("127.0.0.1:{metrics_port}"),
+            "--enforce-deadlines",
+            "--conn-rate-limit",
+            "1000",
+            "--rate-limit",
+            "1000",
+            "--auth-token",
+            "tok",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut client = common::Client::connect(addr);
+    // --enforce-deadlines (and --auth-token: the token is there).
+    client.send(&common::request(
+        1,
+        "Echo",
+        "Sleep",
+        SerializeType::Raw,
+        &[("__AUTH", "tok"), ("__ServerTimeout", "20")],
+        b"2000",
+    ));
+    let reply = client.recv();
+    assert_eq!(
+        reply.metadata().get_str("__rpcx_error__"),
+        Some("context deadline exceeded")
+    );
+    // --metrics-addr: the request is counted, as an error.
+    let mut scrape = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
+    scrape.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    scrape.read_to_string(&mut text).unwrap();
+    assert!(
+        text.contains(r#"ringrpc_request_errors_total{service="Echo",method="Sleep"} 1"#),
+        "{text}"
+    );
+    // --auth-token: without it, refused and closed.
+    client.send(&common::request(
+        2,
+        "Echo",
+        "Echo",
+        SerializeType::Raw,
+        &[],
+        b"x",
+    ));
+    assert_eq!(
+        client.recv().metadata().get_str("__rpcx_error__"),
+        Some("invalid token")
+    );
+    assert!(client.is_closed_within(Duration::from_secs(5)));
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
 }

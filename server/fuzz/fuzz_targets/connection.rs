@@ -93,8 +93,8 @@ fn run(knobs: u8, seed: u8, stream: &[u8]) {
     let with_interceptor = on(INTERCEPTOR);
     let config = Rc::new(config);
     ringrpc_io::block_on(IoDriver::Epoll, 64, move || async move {
-        let worker = Rc::new(WorkerState::new(&config, Default::default()));
-        let table = table(with_interceptor);
+        let worker = Rc::new(WorkerState::new(ringrpc_server::WorkerId(0), &config, Default::default()));
+        let table = Rc::new(table(with_interceptor));
         // No fd: the connection is registered as the accept loop would, with nothing to shut down.
         let (key, entry) = worker.register(-1, peer);
         connection::serve_halves(reader, writer, peer, &table, &config, &worker, &entry).await;

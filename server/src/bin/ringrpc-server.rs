@@ -1,5 +1,8 @@
-//! `ringrpc-server`: serves the demo services (Arith, Echo, KV) on a thread-per-core io_uring
-//! runtime. Every flag is the [`ServerConfig`] builder method of the same name.
+//! `ringrpc-server`: serves the demo services (Arith, Echo, KV, Push) on a thread-per-core
+//! io_uring runtime. Every flag is the builder method of the same name: [`ServerConfig`] for the
+//! runtime, and for the features on the interceptor layer [`auth_token`], [`RequestRateLimit`] /
+//! [`ConnectionRateLimit`] `::per_second`, `ServiceTableBuilder::enforce_deadlines` and
+//! [`MetricsEndpoint::start`].
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -8,7 +11,10 @@ use std::time::Duration;
 use clap::Parser;
 use ringrpc_codec::Limits;
 use ringrpc_server::registry::{Node, Registration, ServiceEntry};
-use ringrpc_server::{demo, CpuList, IoDriver, Server, ServerConfig, Shutdown, WorkerId};
+use ringrpc_server::{
+    auth_token, demo, ConnectionRateLimit, CpuList, IoDriver, Metrics, MetricsEndpoint,
+    RequestRateLimit, Server, ServerConfig, Shutdown, WorkerId,
+};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -85,6 +91,25 @@ struct Args {
     /// holding the most stop being read.
     #[arg(long, default_value_t = ServerConfig::DEFAULT_MAX_QUEUED_BYTES)]
     max_queued_bytes: usize,
+    /// Require this `__AUTH` token on every request but heartbeats; others get `invalid token`
+    /// and their connection is closed.
+    #[arg(long)]
+    auth_token: Option<String>,
+    /// Requests per second the whole server accepts, split evenly over the workers (per-core
+    /// token buckets); others get `request reached rate limit`.
+    #[arg(long)]
+    rate_limit: Option<f64>,
+    /// Connections per second the whole server accepts, split evenly over the workers; others
+    /// are closed at once.
+    #[arg(long)]
+    conn_rate_limit: Option<f64>,
+    /// Answer `context deadline exceeded` once a request's `__ServerTimeout` passes, dropping the
+    /// late reply (Go only hands the deadline to the service).
+    #[arg(long)]
+    enforce_deadlines: bool,
+    /// Serve Prometheus metrics over HTTP on this address (off by default).
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
 }
 
 /// A timeout flag in seconds: 0 (or less) turns it off.
@@ -144,12 +169,47 @@ fn main() -> ExitCode {
         tracing::error!("cannot install the signal handler: {e}");
         return ExitCode::FAILURE;
     }
+    let metrics = args.metrics_addr.map(|_| Metrics::new());
+    if let (Some(addr), Some(metrics)) = (args.metrics_addr, &metrics) {
+        match MetricsEndpoint::start(addr, metrics.clone()) {
+            Ok(endpoint) => tracing::info!("metrics on http://{}/metrics", endpoint.local_addr()),
+            Err(e) => {
+                tracing::error!("cannot serve metrics on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let (auth, rate_limit, conn_rate_limit, enforce_deadlines) = (
+        args.auth_token.clone(),
+        args.rate_limit,
+        args.conn_rate_limit,
+        args.enforce_deadlines,
+    );
+    // Runs on each worker: every core gets its own interceptors and its share of the limits.
+    // Order: metrics first (it times everything, refusals included), then the connection and
+    // request rate limits, then auth (Go checks the rate in PostReadRequest, before AuthFunc).
+    let factory = move |worker| {
+        let mut table = demo::demo_services(worker)?.enforce_deadlines(enforce_deadlines);
+        if let Some(metrics) = &metrics {
+            table = table.interceptor(metrics.interceptor(worker));
+        }
+        if let Some(rate) = conn_rate_limit {
+            table = table.interceptor(ConnectionRateLimit::per_second(rate, threads));
+        }
+        if let Some(rate) = rate_limit {
+            table = table.interceptor(RequestRateLimit::per_second(rate, threads));
+        }
+        if let Some(token) = &auth {
+            table = table.interceptor(auth_token(token.clone()));
+        }
+        Ok(table.build())
+    };
     let shutdown = if args.etcd.is_empty() {
         signals.clone()
     } else {
         Shutdown::new()
     };
-    let running = match Server::new(config, demo::demo_table).start(&shutdown) {
+    let running = match Server::new(config, factory).start(&shutdown) {
         Ok(running) => running,
         Err(e) => {
             tracing::error!("{e}");

@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use bytes::BytesMut;
 use ringrpc_codec::{encode_reply_with, Message};
 
+use crate::context::DEADLINE_EXCEEDED;
 use crate::interceptor::{CallResult, Interceptors};
 use crate::service::{Payload, ServiceError};
 use crate::Context;
@@ -26,6 +27,9 @@ pub(crate) enum CallError {
     Service(ServiceError),
     /// The method panicked: Go's `[service internal error]` text and the zero reply (spec 4.12).
     Panic(String),
+    /// The request's enforced deadline passed before the reply was made: the reply is dropped for
+    /// [`DEADLINE_EXCEEDED`] with an empty payload (off by default; spec 4.9).
+    Deadline,
 }
 
 /// Where a method's reply goes: the connection's output buffer, through the interceptors' hooks
@@ -48,8 +52,18 @@ impl ReplySink<'_> {
         method: &str,
         result: Result<R, CallError>,
     ) {
-        if self.hooks.is_empty() {
-            write_result(self.out, ctx, result);
+        // With deadlines not enforced this is one flag test, and the result is not moved: the
+        // default path stays as it was.
+        if ctx.deadline_passed() {
+            return self.finish_late::<R>(ctx, method);
+        }
+        if !self.hooks.inspect_results() {
+            // No `after_call` wants the result: encode in place, as with no interceptor at all.
+            let encode_error = write_result(self.out, ctx, &result);
+            if !self.hooks.is_empty() {
+                let error = encode_error.as_deref().or_else(|| error_text(&result));
+                self.hooks.after_reply(ctx, error);
+            }
             return;
         }
         let mut scratch = self.scratch.borrow_mut();
@@ -61,6 +75,7 @@ impl ReplySink<'_> {
                 .err()
                 .map(|e| ServiceError::from(e.to_string())),
             Err(CallError::Decode(text)) => Some(ServiceError::from(text)),
+            Err(CallError::Deadline) => Some(ServiceError::from(DEADLINE_EXCEEDED)),
             Err(CallError::Service(error)) => {
                 let _ = R::encode_zero(serialize, &mut scratch);
                 Some(error)
@@ -77,30 +92,72 @@ impl ReplySink<'_> {
         self.hooks
             .after_reply(ctx, error.as_ref().map(|e| e.text()));
     }
+
+    /// The enforced deadline passed while the method ran: its reply is dropped for the deadline
+    /// error.
+    #[cold]
+    #[inline(never)]
+    fn finish_late<R: Payload>(self, ctx: &Context, method: &str) {
+        let hooks = self.hooks;
+        if !hooks.inspect_results() {
+            write_result::<R>(self.out, ctx, &Err(CallError::Deadline));
+            if !hooks.is_empty() {
+                hooks.after_reply(ctx, Some(DEADLINE_EXCEEDED));
+            }
+            return;
+        }
+        let mut scratch = self.scratch.borrow_mut();
+        scratch.clear();
+        let serialize = ctx.request().serialize_type();
+        let mut call = CallResult::new(
+            Some(ServiceError::from(DEADLINE_EXCEEDED)),
+            &mut scratch,
+            serialize,
+        );
+        hooks.after_call(ctx, method, &mut call);
+        let error = call.take_error();
+        write_payload(self.out, ctx, error.as_ref().map(|e| e.text()), &scratch);
+        hooks.after_reply(ctx, error.as_ref().map(|e| e.text()));
+    }
 }
 
-/// Writes a typed result as the reply (the path with no interceptors: the payload is encoded in
-/// place, into the frame).
+/// The error text a call's result will be answered with, if it failed.
+fn error_text<R>(result: &Result<R, CallError>) -> Option<&str> {
+    match result {
+        Ok(_) => None,
+        Err(CallError::Decode(text)) | Err(CallError::Panic(text)) => Some(text),
+        Err(CallError::Service(error)) => Some(error.text()),
+        Err(CallError::Deadline) => Some(DEADLINE_EXCEEDED),
+    }
+}
+
+/// Writes a typed result as the reply (the path with no interceptor that inspects results: the
+/// payload is encoded in place, into the frame). Returns the error sent instead if the reply
+/// could not be encoded. Always inlined: it is the whole reply path of a plain method.
 #[inline(always)]
 pub(crate) fn write_result<R: Payload>(
     out: &mut BytesMut,
     ctx: &Context,
-    result: Result<R, CallError>,
-) {
+    result: &Result<R, CallError>,
+) -> Option<String> {
     let request = ctx.request();
     if request.is_oneway() {
-        return;
+        return None;
     }
     let serialize = request.serialize_type();
     let metadata = ctx.response_metadata();
     let pairs = metadata.iter().flat_map(|builder| builder.pairs());
-    let written = match &result {
+    let written = match result {
         Ok(reply) => encode_reply_with(out, request, None, pairs, 0, |buf| {
             reply.encode(serialize, buf)
         }),
         Err(CallError::Decode(text)) => {
             write_error(out, request, text);
-            return;
+            return None;
+        }
+        Err(CallError::Deadline) => {
+            write_error(out, request, DEADLINE_EXCEEDED);
+            return None;
         }
         Err(CallError::Service(error)) => {
             encode_reply_with(out, request, Some(error.text()), pairs, 0, |buf| {
@@ -113,8 +170,13 @@ pub(crate) fn write_result<R: Payload>(
             })
         }
     };
-    if let Err(e) = written {
-        write_error(out, request, &e.to_string());
+    match written {
+        Ok(_) => None,
+        Err(e) => {
+            let text = e.to_string();
+            write_error(out, request, &text);
+            Some(text)
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use bytes::BytesMut;
 use ringrpc_codec::{encode_heartbeat_reply, Message};
 use rustc_hash::FxHashMap;
 
+use crate::context::DEADLINE_EXCEEDED;
 use crate::interceptor::{Interceptor, Interceptors, Refusal};
 use crate::serialize::{has_codec, CodecError};
 use crate::service::method::{LocalFuture, MethodFn};
@@ -30,6 +31,7 @@ pub struct ServiceTableBuilder {
     services: Names<MethodMap>,
     raw: FxHashMap<Box<[u8]>, Box<RawFn>>,
     interceptors: Vec<Box<dyn Interceptor>>,
+    enforce_deadlines: bool,
 }
 
 impl ServiceTableBuilder {
@@ -91,10 +93,21 @@ impl ServiceTableBuilder {
         self
     }
 
+    /// Enforces `__ServerTimeout` (off by default, as in Go, which only hands it to the service;
+    /// spec 4.9): once a request's deadline passes, it is answered with
+    /// [`DEADLINE_EXCEEDED`](crate::context::DEADLINE_EXCEEDED) and a late reply is dropped; an
+    /// async handler still running is cancelled (its future is dropped). A plain method cannot be
+    /// interrupted: its late reply is replaced when it returns.
+    pub fn enforce_deadlines(mut self, enforce: bool) -> Self {
+        self.enforce_deadlines = enforce;
+        self
+    }
+
     pub fn build(self) -> ServiceTable {
         ServiceTable {
             services: self.services,
             raw: self.raw,
+            enforce_deadlines: self.enforce_deadlines,
             interceptors: Interceptors::new(self.interceptors),
             raw_key: RefCell::new(Vec::new()),
             scratch: RefCell::new(BytesMut::new()),
@@ -118,6 +131,7 @@ pub struct ServiceTable {
     services: Names<MethodMap>,
     raw: FxHashMap<Box<[u8]>, Box<RawFn>>,
     interceptors: Interceptors,
+    enforce_deadlines: bool,
     /// Scratch space for the `path.method` key of raw handlers, kept to avoid an allocation.
     raw_key: RefCell<Vec<u8>>,
     /// Scratch space for a reply payload while interceptors look at it.
@@ -139,6 +153,22 @@ impl ServiceTable {
     /// Asks the interceptors whether to serve a new connection.
     pub fn on_connect(&self, peer: SocketAddr) -> Result<(), Refusal> {
         self.interceptors.on_connect(peer)
+    }
+
+    /// Tells the interceptors `bytes` were read from a connection.
+    #[inline]
+    pub fn on_read(&self, bytes: usize) {
+        if !self.interceptors.is_empty() {
+            self.interceptors.on_read(bytes)
+        }
+    }
+
+    /// Tells the interceptors `bytes` were written to a connection.
+    #[inline]
+    pub fn on_write(&self, bytes: usize) {
+        if !self.interceptors.is_empty() {
+            self.interceptors.on_write(bytes)
+        }
     }
 
     /// Tells the interceptors a connection is gone.
@@ -169,7 +199,7 @@ impl ServiceTable {
         peer: SocketAddr,
         out: &mut BytesMut,
     ) -> Dispatch {
-        let ctx = Context::new(request, peer);
+        let ctx = self.context(request, peer);
         if let Err(rejection) = self.interceptors.before_call(&ctx) {
             let text = rejection.error().text();
             write_error(out, ctx.request(), text);
@@ -203,8 +233,17 @@ impl ServiceTable {
                 write_error(out, &request, &text);
                 Dispatch::Done
             }
-            Ok(method) => self.run(method, Context::new(request, peer), out),
+            Ok(method) => self.run(method, self.context(request, peer), out),
         }
+    }
+
+    #[inline(always)]
+    fn context(&self, request: Message, peer: SocketAddr) -> Context {
+        let mut ctx = Context::new(request, peer);
+        if self.enforce_deadlines {
+            ctx.enforce_deadline();
+        }
+        ctx
     }
 
     #[inline(always)]
@@ -221,7 +260,30 @@ impl ServiceTable {
                 );
                 Dispatch::Done
             }
-            MethodFn::Async(f) => Dispatch::Pending(f(ctx, self.interceptors.clone())),
+            MethodFn::Async(f) => match ctx.enforced_deadline() {
+                None => Dispatch::Pending(f(ctx, self.interceptors.clone())),
+                Some(deadline) => {
+                    let request = ctx.request().clone();
+                    let peer = ctx.peer_addr();
+                    let hooks = self.interceptors.clone();
+                    let call = f(ctx, hooks.clone());
+                    Dispatch::Pending(Box::pin(async move {
+                        let deadline = monoio::time::Instant::from_std(deadline);
+                        match monoio::time::timeout_at(deadline, call).await {
+                            Ok(reply) => reply,
+                            // The handler's future was dropped with the timer: its task is
+                            // cancelled at the await it was parked on.
+                            Err(_) => {
+                                let mut out = BytesMut::new();
+                                write_error(&mut out, &request, DEADLINE_EXCEEDED);
+                                let ctx = Context::new(request, peer);
+                                hooks.after_reply(&ctx, Some(DEADLINE_EXCEEDED));
+                                (!out.is_empty()).then_some(out)
+                            }
+                        }
+                    }))
+                }
+            },
         }
     }
 

@@ -7,7 +7,7 @@
 //
 //	RPCX_ADDR         server under test (required; without it the suite exits at once)
 //	RPCX_ADDR2        a second server of the same kind, for the multi-server cases
-//	RPCX_SERVER_KIND  "go" or "ringrpc"; ringrpc skips the features it does not have yet
+//	RPCX_SERVER_KIND  "go" or "ringrpc" (names the run in the Markdown table)
 //	RPCX_AUTH_ADDR    a server started with an auth token, and RPCX_AUTH_TOKEN that token
 //	RPCX_RATE_ADDR    a server started with a request-rate limit, and RPCX_RATE that rate (per s)
 //	RPCX_ETCD         an etcd v3 endpoint (HOST:PORT) for the etcd cases, which start their own

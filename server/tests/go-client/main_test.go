@@ -149,14 +149,6 @@ func skip(t *testing.T, reason string) {
 	t.Skip(reason)
 }
 
-// requireFeature skips the case when the server under test is ringrpc and lacks the feature.
-func requireFeature(t *testing.T, feature string) {
-	t.Helper()
-	if env.kind == "ringrpc" {
-		skip(t, "ringrpc: "+feature+" not implemented yet (issue 6)")
-	}
-}
-
 // requireAddr2 returns the second server's address, or skips the case.
 func requireAddr2(t *testing.T) string {
 	t.Helper()

@@ -46,7 +46,6 @@ func nextPush(t *testing.T, ch chan *protocol.Message) *protocol.Message {
 // TestPush receives server pushes (rpcx-protocol.md 4.16) through NewBidirectionalXClient.
 func TestPush(t *testing.T) {
 	runCase(t, "Subscribe_gets_Notify", func(t *testing.T) {
-		requireFeature(t, "server push")
 		xc, ch := bidirectional(t)
 		subscribe(t, xc, "hello")
 		m := nextPush(t, ch)
@@ -62,7 +61,6 @@ func TestPush(t *testing.T) {
 	})
 
 	runCase(t, "pushes_in_order", func(t *testing.T) {
-		requireFeature(t, "server push")
 		xc, ch := bidirectional(t)
 		var last uint64
 		for i := range 5 {
@@ -80,7 +78,6 @@ func TestPush(t *testing.T) {
 	})
 
 	runCase(t, "only_the_caller_gets_it", func(t *testing.T) {
-		requireFeature(t, "server push")
 		xcA, chA := bidirectional(t)
 		xcB, chB := bidirectional(t)
 		subscribe(t, xcB, "for B") // connect B first
