@@ -129,7 +129,8 @@ impl std::fmt::Debug for Pusher {
     }
 }
 
-/// The connection of this core whose peer is `peer`, if it is open.
+/// The connection of this core whose peer is `peer`, if it is open and has sent its first byte
+/// (a connection that has sent nothing holds nothing, not even its place here).
 pub fn connection_to(peer: SocketAddr) -> Option<Pusher> {
     LINKS.with(|links| {
         links

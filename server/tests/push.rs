@@ -82,6 +82,10 @@ fn code_on_the_core_pushes_to_a_connection_found_by_peer() {
     let server = TestServer::with(ServerConfig::default().threads(1), |_| hub_table());
     let mut target = server.connect();
     let mut sender = server.connect();
+    // A connection is found once its first byte has arrived (before it, it holds nothing at all,
+    // not even its place in the push registry).
+    let echoed = target.call(7, "Hub", "Nope", SerializeType::Raw, b"");
+    assert_eq!(echoed.seq(), 7);
     let peer = target.stream.local_addr().unwrap().to_string();
     let reply = sender.call(1, "Hub", "SendTo", SerializeType::Raw, peer.as_bytes());
     assert_eq!(reply.header().status(), MessageStatus::Normal);

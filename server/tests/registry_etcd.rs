@@ -176,7 +176,9 @@ fn binary_deletes_its_keys_before_it_stops_accepting() {
             &endpoint,
             "/rpcx_binary",
             Duration::from_secs(10),
-            |kvs| kvs.len() == 5
+            // The base key, then a service key and a node key for each of the demo's five
+            // services (Arith, Echo, Hello, KV, Push).
+            |kvs| kvs.len() == 11
         ),
         "the binary did not register"
     );
@@ -188,6 +190,9 @@ fn binary_deletes_its_keys_before_it_stops_accepting() {
                 format!("/rpcx_binary/Echo/tcp@{addr}"),
                 "state=inactive".into()
             ),
+            (format!("/rpcx_binary/Hello/tcp@{addr}"), "group=g1".into()),
+            (format!("/rpcx_binary/KV/tcp@{addr}"), "group=g1".into()),
+            (format!("/rpcx_binary/Push/tcp@{addr}"), "group=g1".into()),
         ]
     );
 
