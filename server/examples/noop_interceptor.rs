@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use ringrpc_server::{demo, CpuList, Interceptor, Server, ServerConfig, ServiceTable, Shutdown};
+use ringrpc_server::{demo, CpuList, Interceptor, Server, ServerConfig, Shutdown};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -37,13 +37,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = Shutdown::new();
     shutdown.on_signals()?;
     let running = Server::new(config, |worker| {
-        // The demo table's services plus `Noop`.
-        Ok(ServiceTable::builder()
-            .service(demo::Arith)?
-            .service(demo::Echo)?
-            .service(demo::Kv::new(worker))?
-            .interceptor(Noop)
-            .build())
+        // Every demo service, plus `Noop`.
+        Ok(demo::demo_services(worker)?.interceptor(Noop).build())
     })
     .start(&shutdown)?;
     println!("listening on {}", running.local_addr());
