@@ -25,7 +25,8 @@ installs etcd-server).
 Options:
   --ringrpc PATH    ringrpc server binary (default: target/release/ringrpc-server, else
                     target/debug/ringrpc-server, whichever exists; none: that part is skipped)
-  --markdown FILE   write the table "case | ringrpc | Go rpcx" of every case's result to FILE
+  --markdown FILE   write the counts and the table "case | ringrpc | Go rpcx" of every case to
+                    FILE (scripts/readme.sh puts it into the README)
   -h, --help        show this help
 
 Exits non-zero if any suite run fails. Without a go command it skips with one line and exits 0,
@@ -308,6 +309,16 @@ fi
 # ---- the comparison table ----
 if [[ -n "$markdown" ]]; then
 	{
+		# The summary the README shows above the table, counted from the same rows.
+		awk -F'\t' '
+			FILENAME == ARGV[1] { n_rr++; if ($2 == "pass") p_rr++; else if ($2 ~ /^skip/) s_rr++; next }
+			{ n_go++; if ($2 == "pass") p_go++; else if ($2 ~ /^skip/) s_go++ }
+			END {
+				printf "%d cases. Go rpcx server: %d passed, %d skipped, %d failed. ringrpc: %d passed, %d skipped, %d failed.\n\n", \
+					n_go, p_go, s_go, n_go - p_go - s_go, p_rr, s_rr, n_rr - p_rr - s_rr
+				print "<details><summary>The table (from <code>scripts/go-suite.sh --markdown</code>)</summary>\n"
+			}
+		' <(rows "$work/ringrpc.md") <(rows "$work/go.md")
 		echo "| case | ringrpc | Go rpcx |"
 		echo "|---|---|---|"
 		# Go rpcx runs every case, so its table gives the rows and their order.
@@ -315,6 +326,7 @@ if [[ -n "$markdown" ]]; then
 			FILENAME == ARGV[1] { rr[$1] = $2; next }
 			{ printf "| %s | %s | %s |\n", $1, ($1 in rr) ? rr[$1] : "not run", $2 }
 		' <(rows "$work/ringrpc.md") <(rows "$work/go.md")
+		printf '\n</details>\n'
 	} >"$markdown"
 	echo "go-suite: wrote $markdown"
 fi

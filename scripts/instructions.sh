@@ -57,6 +57,8 @@ Options:
   --server-cpu N          CPU of the server (default 0)
   --client-cpu N          CPU of ringrpc-bench (default 1, or 0 on a one-CPU machine)
   --json                  one JSON object on stdout instead of the table
+  --markdown FILE         also write the results as a Markdown table to FILE (scripts/readme.sh
+                          puts it into the README)
   --no-build              use the binaries as they are
   -h, --help              this help
 
@@ -75,6 +77,7 @@ server_cpu=0
 client_cpu=1
 (($(nproc) > 1)) || client_cpu=0
 json=0
+markdown=""
 build=1
 while [[ $# -gt 0 ]]; do
 	case "$1" in
@@ -89,6 +92,11 @@ while [[ $# -gt 0 ]]; do
 		--server-cpu) server_cpu=$2 ;;
 		--client-cpu) client_cpu=$2 ;;
 		esac
+		shift 2
+		;;
+	--markdown)
+		[[ $# -ge 2 ]] || die "--markdown needs a FILE"
+		markdown=$2
 		shift 2
 		;;
 	--json)
@@ -288,6 +296,21 @@ for name in "${server_list[@]}"; do
 		rows+=("$name"$'\t'"$load"$'\t'"$ir"$'\t'"$sc")
 	done
 done
+
+if [[ -n $markdown ]]; then
+	{
+		echo "| server | load | userspace instructions / request | syscalls / request |"
+		echo "|---|---|---|---|"
+		for r in "${rows[@]}"; do
+			IFS=$'\t' read -r s l ir sc <<<"$r"
+			echo "| $s | $l | ${ir:--} | ${sc:--} |"
+		done
+		echo
+		echo "Server alone on CPU $server_cpu, ringrpc-bench on CPU $client_cpu; callgrind over $requests" \
+			"requests after $warmup_requests, strace -c -f over $strace_requests" \
+			"(\`scripts/instructions.sh\`, $(date -u +%Y-%m-%d))."
+	} >"$markdown"
+fi
 
 if ((json)); then
 	printf '{"date":"%s","kernel":"%s","server_cpu":%s,"client_cpu":%s,' \

@@ -39,17 +39,33 @@ where
 
 /// Accepts exactly `token` and answers anything else with [`INVALID_TOKEN`] (the demo binary's
 /// `--auth-token`).
-pub fn auth_token(
-    token: impl Into<String>,
-) -> Auth<impl Fn(&Context, &str) -> Result<(), ServiceError> + 'static> {
-    let token: String = token.into();
-    Auth::new(move |_ctx: &Context, given: &str| {
-        if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+pub fn auth_token(token: impl Into<String>) -> TokenAuth {
+    TokenAuth {
+        token: token.into().into_bytes().into_boxed_slice(),
+    }
+}
+
+/// [`auth_token`]'s interceptor: compares the `__AUTH` bytes as they are on the wire, with no
+/// UTF-8 check (which cost more than the comparison: ~60 instructions per request).
+#[derive(Debug, Clone)]
+pub struct TokenAuth {
+    token: Box<[u8]>,
+}
+
+impl Interceptor for TokenAuth {
+    fn inspects_results(&self) -> bool {
+        false
+    }
+
+    #[inline]
+    fn before_call(&self, ctx: &Context) -> Result<(), Rejection> {
+        let given = ctx.metadata().get(AUTH_KEY).unwrap_or(b"");
+        if constant_time_eq(given, &self.token) {
             Ok(())
         } else {
-            Err(ServiceError::from(INVALID_TOKEN))
+            Err(Rejection::new(INVALID_TOKEN).and_close())
         }
-    })
+    }
 }
 
 /// Compares without stopping at the first difference, so the reply time does not tell a client

@@ -59,7 +59,7 @@ pub mod shutdown;
 use std::rc::Rc;
 use std::sync::Arc;
 
-pub use auth::{auth_token, Auth};
+pub use auth::{auth_token, Auth, TokenAuth};
 pub use bytes;
 pub use config::{CpuList, IoDriver, ServerConfig};
 pub use context::Context;
