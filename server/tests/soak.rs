@@ -173,7 +173,10 @@ fn soak_many_connections_and_requests_with_garbage_among_them() {
         .port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringrpc-server"))
         .args(["--addr", &format!("127.0.0.1:{port}"), "--threads", "2"])
-        .args(["--frame-read-timeout", "2"])
+        // Garbage that starts like a frame waits in the frame-read timeout: 10 s, not the 30 s
+        // default, to keep the run short, and not less: under this overload a busy connection
+        // may wait seconds for its next read, and a shorter timeout closes good ones too.
+        .args(["--frame-read-timeout", "10"])
         // SOAK_SERVER_ARGS: more flags for the server, e.g. to compare settings.
         .args(
             std::env::var("SOAK_SERVER_ARGS")
@@ -181,7 +184,11 @@ fn soak_many_connections_and_requests_with_garbage_among_them() {
                 .split_whitespace(),
         )
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // SOAK_LOG: a file for the server's log (its refusals), else none.
+        .stderr(match std::env::var_os("SOAK_LOG") {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::null(),
+        })
         .spawn()
         .unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();

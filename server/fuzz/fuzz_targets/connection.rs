@@ -87,13 +87,21 @@ fn run(knobs: u8, seed: u8, stream: &[u8]) {
         written: written.clone(),
         // A slow reader takes a few bytes per write; one that stops reading fails the write
         // after a few hundred bytes (a reset mid-reply).
-        piece: if on(SLOW_READER) { 1 + seed as usize % 7 } else { usize::MAX },
+        piece: if on(SLOW_READER) {
+            1 + seed as usize % 7
+        } else {
+            usize::MAX
+        },
         fail_after: on(PEER_STOPS_READING).then_some(seed as usize * 3),
     };
     let with_interceptor = on(INTERCEPTOR);
     let config = Rc::new(config);
     ringrpc_io::block_on(IoDriver::Epoll, 64, move || async move {
-        let worker = Rc::new(WorkerState::new(ringrpc_server::WorkerId(0), &config, Default::default()));
+        let worker = Rc::new(WorkerState::new(
+            ringrpc_server::WorkerId(0),
+            &config,
+            Default::default(),
+        ));
         let table = Rc::new(table(with_interceptor));
         // No fd: the connection is registered as the accept loop would, with nothing to shut down.
         let (key, entry) = worker.register(-1, peer);
@@ -181,7 +189,11 @@ fn cut(stream: &[u8], seed: u8) -> VecDeque<Vec<u8>> {
         state ^= state << 13;
         state ^= state >> 17;
         state ^= state << 5;
-        let len = if state % 8 == 0 { 4096 } else { 1 + state as usize % 64 };
+        let len = if state % 8 == 0 {
+            4096
+        } else {
+            1 + state as usize % 64
+        };
         let (chunk, after) = rest.split_at(len.min(rest.len()));
         chunks.push_back(chunk.to_vec());
         rest = after;
@@ -291,7 +303,11 @@ impl AsyncReadRent for ChunkedReader {
 
 /// The sweeper never runs here (no time passes), so a cancelable read is a plain one.
 impl CancelableAsyncReadRent for ChunkedReader {
-    async fn cancelable_read<T: IoBufMut>(&mut self, buf: T, _: CancelHandle) -> BufResult<usize, T> {
+    async fn cancelable_read<T: IoBufMut>(
+        &mut self,
+        buf: T,
+        _: CancelHandle,
+    ) -> BufResult<usize, T> {
         self.read(buf).await
     }
 
