@@ -9,16 +9,8 @@ use std::time::{Duration, Instant};
 
 use ringrpc_codec::SerializeType;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn run_and_signal(signal: i32) {
-    let port = free_port();
+    let port = common::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringrpc-server"))
         .args([
             "--addr",
@@ -72,7 +64,7 @@ fn bad_flags_are_refused_with_a_message() {
 
 #[test]
 fn sigterm_while_requests_run_answers_every_request_read_and_refuses_new_connections() {
-    let port = free_port();
+    let port = common::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringrpc-server"))
         .args(["--addr", &format!("127.0.0.1:{port}"), "--threads", "2"])
         .args(["--grace-period", "5"])
@@ -81,11 +73,7 @@ fn sigterm_while_requests_run_answers_every_request_read_and_refuses_new_connect
         .spawn()
         .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_listening(addr);
     let mut clients: Vec<_> = (0..6).map(|_| common::Client::connect(addr)).collect();
     for (i, client) in clients.iter_mut().enumerate() {
         // Every connection is served before the burst, so it is registered on its worker.
@@ -153,7 +141,7 @@ fn sigterm_while_requests_run_answers_every_request_read_and_refuses_new_connect
 
 #[test]
 fn feature_flags_reach_the_server() {
-    let (port, metrics_port) = (free_port(), free_port());
+    let (port, metrics_port) = (common::free_port(), common::free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringrpc-server"))
         .args([
             "--addr",
@@ -175,11 +163,7 @@ fn feature_flags_reach_the_server() {
         .spawn()
         .unwrap();
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_listening(addr);
     let mut client = common::Client::connect(addr);
     // --enforce-deadlines (and --auth-token: the token is there).
     client.send(&common::request(

@@ -45,14 +45,6 @@ fn raise_fd_limit() {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A field of /proc/PID/status, in KiB.
 fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -71,7 +63,7 @@ struct Server {
 }
 
 fn start_server() -> Server {
-    let port = free_port();
+    let port = common::free_port();
     let log = std::env::temp_dir().join(format!("ringrpc-hostile-{port}.log"));
     let child = Command::new(env!("CARGO_BIN_EXE_ringrpc-server"))
         .args(["--addr", &format!("127.0.0.1:{port}"), "--threads", "2"])
@@ -82,11 +74,7 @@ fn start_server() -> Server {
         .spawn()
         .unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_listening(addr);
     Server { child, addr, log }
 }
 

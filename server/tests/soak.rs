@@ -192,11 +192,7 @@ fn soak_many_connections_and_requests_with_garbage_among_them() {
         .spawn()
         .unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_listening(addr);
     let pid = child.id();
 
     let good_conns = conns - conns / garbage_every;

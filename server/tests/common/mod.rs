@@ -13,6 +13,25 @@ use ringrpc_server::{
     demo, RegistrationError, Running, Server, ServerConfig, ServiceTable, Shutdown, WorkerId,
 };
 
+/// A free port on 127.0.0.1 (for a server binary started by a test).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (10 s at most) until something accepts connections on `addr`: a server binary a test
+/// started is listening.
+pub fn wait_listening(addr: SocketAddr) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(std::time::Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A server that shuts down when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
