@@ -15,6 +15,9 @@ use super::{CoreMetrics, Cores, Series, LATENCY_BOUNDS};
 #[derive(Debug)]
 pub(super) struct Sums(pub(super) Arc<Cores>);
 
+/// Reads one counter of a [`MethodSums`].
+type MethodValue = fn(&MethodSums) -> u64;
+
 /// One service and method, summed over cores.
 #[derive(Default)]
 struct MethodSums {
@@ -54,27 +57,26 @@ impl Collector for Sums {
         let labels = |(service, method): &(String, String)| {
             [("service", service.clone()), ("method", method.clone())]
         };
-        let mut family = encoder.encode_descriptor(
-            "ringrpc_requests",
-            "Requests handled, by service and method (heartbeats excluded).",
-            None,
-            MetricType::Counter,
-        )?;
-        for (key, sums) in &methods {
-            family
-                .encode_family(&labels(key))?
-                .encode_counter::<NoLabelSet, _, u64>(&sums.requests, None)?;
-        }
-        let mut family = encoder.encode_descriptor(
-            "ringrpc_request_errors",
-            "Requests answered with an error (rpcx __rpcx_error__), by service and method.",
-            None,
-            MetricType::Counter,
-        )?;
-        for (key, sums) in &methods {
-            family
-                .encode_family(&labels(key))?
-                .encode_counter::<NoLabelSet, _, u64>(&sums.errors, None)?;
+        // Counters by service and method: one family per row, one series per method.
+        let by_method: [(&str, &str, MethodValue); 2] = [
+            (
+                "ringrpc_requests",
+                "Requests handled, by service and method (heartbeats excluded).",
+                |sums| sums.requests,
+            ),
+            (
+                "ringrpc_request_errors",
+                "Requests answered with an error (rpcx __rpcx_error__), by service and method.",
+                |sums| sums.errors,
+            ),
+        ];
+        for (name, help, value) in by_method {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (key, sums) in &methods {
+                family
+                    .encode_family(&labels(key))?
+                    .encode_counter::<NoLabelSet, _, u64>(&value(sums), None)?;
+            }
         }
         let mut family = encoder.encode_descriptor(
             "ringrpc_request_duration_seconds",
