@@ -55,6 +55,22 @@ pub struct ServerConfig {
     /// Reply bytes all of a worker's connections may hold queued before the connections holding
     /// the most stop being read. Default 4 MiB per core.
     pub max_queued_bytes: usize,
+    /// HTTP/1 on the binary port (gateway, JSON-RPC, CONNECT; see [`crate::http`]): the most bytes
+    /// a request line and its headers may take. Default 64 KiB. Bodies are limited by
+    /// [`Limits::max_frame_len`], as the frame they become.
+    pub max_http_header_bytes: usize,
+    /// An HTTP request started and its headers not all there after this long: the connection is
+    /// closed (slowloris on HTTP). Default 10 s. Between keep-alive requests the idle timeout
+    /// applies instead.
+    pub http_header_timeout: Option<Duration>,
+    /// TLS on the binary port (see [`crate::tls`]): set by [`ServerConfig::tls`]; `None` (the
+    /// default) serves plain TCP only. With it, both are served: the first byte tells them apart.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// A TLS handshake not finished after this long: the connection is closed. Default 10 s.
+    pub tls_handshake_timeout: Duration,
+    /// TLS handshakes in progress per worker (core); past it new TLS connections are closed at
+    /// once, so a flood of handshakes cannot take the core's CPU. Default 64.
+    pub max_tls_handshakes: usize,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +93,11 @@ impl Default for ServerConfig {
             write_timeout: Some(Self::DEFAULT_WRITE_TIMEOUT),
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             max_queued_bytes: Self::DEFAULT_MAX_QUEUED_BYTES,
+            max_http_header_bytes: Self::DEFAULT_MAX_HTTP_HEADER_BYTES,
+            http_header_timeout: Some(Self::DEFAULT_HTTP_HEADER_TIMEOUT),
+            tls: None,
+            tls_handshake_timeout: Self::DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+            max_tls_handshakes: Self::DEFAULT_MAX_TLS_HANDSHAKES,
         }
     }
 }
@@ -92,6 +113,14 @@ impl ServerConfig {
     pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
     /// Default [`ServerConfig::max_queued_bytes`]: 4 MiB per core.
     pub const DEFAULT_MAX_QUEUED_BYTES: usize = 4 << 20;
+    /// Default [`ServerConfig::max_http_header_bytes`]: 64 KiB.
+    pub const DEFAULT_MAX_HTTP_HEADER_BYTES: usize = 64 << 10;
+    /// Default [`ServerConfig::http_header_timeout`]: 10 s.
+    pub const DEFAULT_HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default [`ServerConfig::tls_handshake_timeout`]: 10 s.
+    pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default [`ServerConfig::max_tls_handshakes`]: 64 per core.
+    pub const DEFAULT_MAX_TLS_HANDSHAKES: usize = 64;
 
     /// How many workers start: `threads`, else one per CPU of `cpus`, else one per available CPU.
     pub fn worker_count(&self) -> usize {
@@ -188,6 +217,36 @@ impl ServerConfig {
     /// Queued reply bytes per worker (core) before the biggest queues stop being read.
     pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
         self.max_queued_bytes = bytes.max(1);
+        self
+    }
+
+    /// Bytes of an HTTP request line and headers; at least 1 KiB.
+    pub fn max_http_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_http_header_bytes = bytes.max(1024);
+        self
+    }
+
+    /// `None` turns the HTTP header-read timeout off.
+    pub fn http_header_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.http_header_timeout = timeout;
+        self
+    }
+
+    /// Serves TLS with this rustls configuration besides plain TCP (see
+    /// [`crate::tls::load_pem`] for one from PEM files).
+    pub fn tls(mut self, tls: std::sync::Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    pub fn tls_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.tls_handshake_timeout = timeout;
+        self
+    }
+
+    /// TLS handshakes in progress per worker (core); at least 1.
+    pub fn max_tls_handshakes(mut self, n: usize) -> Self {
+        self.max_tls_handshakes = n.max(1);
         self
     }
 

@@ -149,6 +149,22 @@ async fn serve_in_span(accepted: Accepted, table: Rc<ServiceTable>, config: Rc<S
         return;
     }
     tracing::debug!("connection accepted");
+    // One port for every client: anything but binary rpcx (HTTP, TLS) is served elsewhere. A peek,
+    // once per connection: the binary path below reads the socket as it did before.
+    let protocol = crate::protocol_sniff::sniff_socket(&stream, config.tls.is_some());
+    if protocol != crate::protocol_sniff::Protocol::Binary {
+        let shared = crate::port_sharing::Shared {
+            peer,
+            table: &table,
+            config: &config,
+            worker: &worker,
+            entry: &entry,
+        };
+        Box::pin(shared.serve(protocol, stream)).await;
+        table.on_close(peer);
+        tracing::debug!("connection closed");
+        return;
+    }
     let (reader, writer) = stream.into_split();
     // Boxed: the loop's state is allocated at the first byte, not held by every idle connection.
     Box::pin(serve_halves(

@@ -4,6 +4,9 @@
 //! - [`runtime`]: worker threads pinned to cores, one `SO_REUSEPORT` listener each, driver choice,
 //!   two-step start, graceful drain.
 //! - [`connection`]: the read → decode → dispatch → batched write loop of one connection.
+//! - [`protocol_sniff`] and [`port_sharing`]: one port for every client: binary rpcx, [`http`]
+//!   (the gateway, JSON-RPC 2.0, CONNECT) and [`tls`] around any of them; [`prefixed`] hands bytes
+//!   read while sniffing on to the binary loop.
 //! - [`buffers`]: the per-core buffer pool (memory follows bytes in flight, not connections).
 //! - [`service`]: services (by closures or [`macro@service`]), payloads, replies, raw handlers and
 //!   the per-worker routing table.
@@ -45,9 +48,13 @@ pub mod connection;
 pub mod context;
 pub mod demo;
 pub mod demo_hello;
+pub mod http;
 pub mod interceptor;
 pub mod limits;
 pub mod metrics;
+pub mod port_sharing;
+pub mod prefixed;
+pub mod protocol_sniff;
 pub mod push;
 pub mod rate_limit;
 pub mod registry;
@@ -55,6 +62,7 @@ pub mod runtime;
 pub mod serialize;
 pub mod service;
 pub mod shutdown;
+pub mod tls;
 
 use std::rc::Rc;
 use std::sync::Arc;

@@ -5,6 +5,7 @@
 //! [`MetricsEndpoint::start`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -110,6 +111,26 @@ struct Args {
     /// Serve Prometheus metrics over HTTP on this address (off by default).
     #[arg(long)]
     metrics_addr: Option<SocketAddr>,
+    /// Serve TLS too (on the same port, told apart by the first byte) with this PEM certificate
+    /// chain, leaf first; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Seconds a TLS handshake may take before the connection is closed.
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_TLS_HANDSHAKE_TIMEOUT.as_secs_f64())]
+    tls_handshake_timeout: f64,
+    /// TLS handshakes in progress per worker (core); more are closed at once.
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_MAX_TLS_HANDSHAKES)]
+    max_tls_handshakes: usize,
+    /// Bytes an HTTP request line and headers may take (gateway, JSON-RPC); more is answered 431.
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_MAX_HTTP_HEADER_BYTES)]
+    max_http_header_bytes: usize,
+    /// Seconds a started HTTP request may take to send all its headers before the connection is
+    /// closed; 0: no limit.
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_HTTP_HEADER_TIMEOUT.as_secs_f64())]
+    http_header_timeout: f64,
 }
 
 /// A timeout flag in seconds: 0 (or less) turns it off.
@@ -145,7 +166,20 @@ fn main() -> ExitCode {
         .frame_read_timeout(timeout(args.frame_read_timeout))
         .write_timeout(timeout(args.write_timeout))
         .max_connections(args.max_connections)
-        .max_queued_bytes(args.max_queued_bytes);
+        .max_queued_bytes(args.max_queued_bytes)
+        .max_http_header_bytes(args.max_http_header_bytes)
+        .http_header_timeout(timeout(args.http_header_timeout))
+        .tls_handshake_timeout(Duration::from_secs_f64(args.tls_handshake_timeout.max(0.001)))
+        .max_tls_handshakes(args.max_tls_handshakes);
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        match ringrpc_server::tls::load_pem(cert, key) {
+            Ok(tls) => config = config.tls(tls),
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if let Some(threads) = args.threads {
         config = config.threads(threads);
     }

@@ -30,13 +30,22 @@ pub enum Reason {
     /// The worker's queued reply bytes are over budget and this connection holds more than its
     /// share: its reading pauses until its queue drains.
     ReplyBudget,
-    /// A malformed frame (any `DecodeError`): closed after the replies already made.
+    /// A malformed frame (any `DecodeError`): closed after the replies already made. Also a
+    /// malformed HTTP request, or bytes that are no protocol served here.
     Malformed,
+    /// An HTTP request whose headers did not all arrive within the header timeout: closed.
+    HttpHeaderTimeout,
+    /// An HTTP request over the header or body limit: answered 431 or 413, then closed.
+    HttpTooLarge,
+    /// A TLS handshake not finished within its timeout, or failed: closed.
+    TlsHandshake,
+    /// The worker already runs its maximum of TLS handshakes: closed at once.
+    TlsHandshakeCap,
 }
 
 impl Reason {
     /// Every reason, in the order of [`RefusalCounts`]' counters.
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 11] = [
         Reason::IdleTimeout,
         Reason::FrameReadTimeout,
         Reason::WriteTimeout,
@@ -44,6 +53,10 @@ impl Reason {
         Reason::AcceptFailed,
         Reason::ReplyBudget,
         Reason::Malformed,
+        Reason::HttpHeaderTimeout,
+        Reason::HttpTooLarge,
+        Reason::TlsHandshake,
+        Reason::TlsHandshakeCap,
     ];
 
     fn index(self) -> usize {
@@ -63,6 +76,10 @@ impl fmt::Display for Reason {
             Reason::AcceptFailed => "accept failed: backing off",
             Reason::ReplyBudget => "reply budget of this core exceeded: reading paused",
             Reason::Malformed => "malformed frame: closing",
+            Reason::HttpHeaderTimeout => "HTTP headers not received in time: closing",
+            Reason::HttpTooLarge => "HTTP request over the size limits: closing",
+            Reason::TlsHandshake => "TLS handshake failed or timed out: closing",
+            Reason::TlsHandshakeCap => "TLS handshake cap of this core reached: refused",
         })
     }
 }
