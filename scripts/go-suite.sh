@@ -11,11 +11,13 @@ Usage: scripts/go-suite.sh [--ringrpc PATH] [--markdown FILE] [--help]
 Runs the rpcx conformance suite in server/tests/go-client with the stock Go rpcx client:
 
   1. builds the Go reference server benches/peers/go-rpcx into target/go/go-rpcx-server;
-  2. starts four instances of it on free 127.0.0.1 ports (two plain, one with -auth-token, one
-     with -rate) and runs the suite with RPCX_SERVER_KIND=go: every case must pass there;
-  3. if a ringrpc server binary exists, starts four instances of it the same way (--addr
-     127.0.0.1:PORT --threads 1; two plain, one with --auth-token, one with --rate-limit) and runs
-     the suite with RPCX_SERVER_KIND=ringrpc: every case must pass there too.
+  2. starts six instances of it on free 127.0.0.1 ports (two plain, one with -auth-token, one
+     with -rate, one with -tls-cert/-tls-key, one with -network http for CONNECT mode) and runs
+     the suite with RPCX_SERVER_KIND=go: every case must pass there;
+  3. if a ringrpc server binary exists, starts five instances of it the same way (--addr
+     127.0.0.1:PORT --threads 1; two plain, one with --auth-token, one with --rate-limit, one with
+     --tls-cert/--tls-key; CONNECT is served on the plain port) and runs the suite with
+     RPCX_SERVER_KIND=ringrpc: every case must pass there too.
 
 For the etcd cases (etcd_test.go) it starts one etcd on free 127.0.0.1 ports for both runs
 (RPCX_ETCD) and gives the suite the server binary to start fleets of (RPCX_FLEET_BIN). Without an
@@ -276,6 +278,15 @@ start_go go-auth -auth-token "$auth_token"
 go_auth_addr=$addr
 start_go go-rate -rate "$rate"
 go_rate_addr=$addr
+# TLS (and the gateway inside it) on a server of its own; CONNECT needs Go's Serve("http", …) mode,
+# which serves nothing else, so a server of its own too.
+tls_cert=$root/server/tests/data/test-cert.pem
+tls_key=$root/server/tests/data/test-key.pem
+start_go go-tls -tls-cert "$tls_cert" -tls-key "$tls_key"
+go_tls_addr=$addr
+start_go go-connect -network http
+go_connect_addr=$addr
+export RPCX_TLS_ADDR=$go_tls_addr RPCX_TLS_CERT=$tls_cert RPCX_CONNECT_ADDR=$go_connect_addr
 export RPCX_ADDR=$go_addr RPCX_ADDR2=$go_addr2
 export RPCX_AUTH_ADDR=$go_auth_addr RPCX_AUTH_TOKEN=$auth_token
 export RPCX_RATE_ADDR=$go_rate_addr RPCX_RATE=$rate
@@ -296,6 +307,10 @@ if [[ -n "$ringrpc_bin" ]]; then
 	rr_auth_addr=$addr
 	start_ringrpc ringrpc-rate --rate-limit "$rate"
 	rr_rate_addr=$addr
+	start_ringrpc ringrpc-tls --tls-cert "$tls_cert" --tls-key "$tls_key"
+	rr_tls_addr=$addr
+	# CONNECT mode is served on the main port, with everything else.
+	export RPCX_TLS_ADDR=$rr_tls_addr RPCX_CONNECT_ADDR=$rr_addr
 	export RPCX_ADDR=$rr_addr RPCX_ADDR2=$rr_addr2
 	export RPCX_AUTH_ADDR=$rr_auth_addr RPCX_AUTH_TOKEN=$auth_token
 	export RPCX_RATE_ADDR=$rr_rate_addr RPCX_RATE=$rate

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,6 +36,9 @@ func main() {
 	etcd := flag.String("etcd", "", "register in etcd v3 at these members (HOST:PORT, comma-separated)")
 	basePath := flag.String("base-path", "/rpcx_test", "registry key prefix (the client's basePath)")
 	metadata := flag.String("metadata", "", "metadata registered with every service, a URL query string (weight=10&group=g1)")
+	network := flag.String("network", "tcp", `"tcp" (binary rpcx, the HTTP gateway and JSON-RPC on one port) or "http" (CONNECT mode only: Serve("http", …))`)
+	tlsCert := flag.String("tls-cert", "", "serve TLS with this PEM certificate (needs -tls-key)")
+	tlsKey := flag.String("tls-key", "", "the PEM private key of -tls-cert")
 	flag.Parse()
 
 	if *procs > 0 {
@@ -44,7 +48,18 @@ func main() {
 	if *etcd != "" {
 		reg.etcd = strings.Split(*etcd, ",")
 	}
-	if err := run(*addr, *authToken, *rate, reg); err != nil {
+	var tlsConfig *tls.Config
+	if *tlsCert != "" || *tlsKey != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			log.Fatal(err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
+	if *network != "tcp" && *network != "http" {
+		log.Fatalf("-network %q: want tcp or http", *network)
+	}
+	if err := run(*addr, *network, tlsConfig, *authToken, *rate, reg); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -60,8 +75,12 @@ type registry struct {
 // is not the lease TTL: the plugin's lease is 30 s whatever this says.
 const etcdUpdateInterval = 5 * time.Second
 
-func run(addr, authToken string, rate int64, reg registry) error {
-	s := server.NewServer()
+func run(addr, network string, tlsConfig *tls.Config, authToken string, rate int64, reg registry) error {
+	var options []server.OptionFn
+	if tlsConfig != nil {
+		options = append(options, server.WithTLSConfig(tlsConfig))
+	}
+	s := server.NewServer(options...)
 	if authToken != "" {
 		s.AuthFunc = func(ctx context.Context, req *protocol.Message, token string) error {
 			if token == authToken {
@@ -80,6 +99,11 @@ func run(addr, authToken string, rate int64, reg registry) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
+	}
+	if tlsConfig != nil {
+		// As Server.Serve does for "tcp" with a TLS config (ServeListener leaves it to the caller);
+		// the gateway's cmux then sniffs what arrives inside TLS.
+		ln = tls.NewListener(ln, tlsConfig)
 	}
 	if len(reg.etcd) > 0 {
 		// As rpcx-etcd's README: the plugin is added before the services, which it registers one
@@ -112,7 +136,7 @@ func run(addr, authToken string, rate int64, reg registry) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	served := make(chan error, 1)
-	go func() { served <- s.ServeListener("tcp", ln) }()
+	go func() { served <- s.ServeListener(network, ln) }()
 
 	select {
 	case err := <-served:

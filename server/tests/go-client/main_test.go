@@ -32,6 +32,11 @@ type suiteEnv struct {
 	authToken string // RPCX_AUTH_TOKEN
 	rateAddr  string // RPCX_RATE_ADDR: a server with a request-rate limit of rate per second
 	rate      int
+	tlsAddr   string // RPCX_TLS_ADDR: a server with TLS (certificate RPCX_TLS_CERT)
+	tlsCert   string // RPCX_TLS_CERT: the PEM certificate the TLS server presents
+	// RPCX_CONNECT_ADDR: a server that answers CONNECT /_rpcx_ (ringrpc: its main port; Go: a
+	// server in Serve("http", …) mode, which serves nothing else)
+	connectAddr string
 }
 
 var env suiteEnv
@@ -46,6 +51,10 @@ func TestMain(m *testing.M) {
 		authToken: os.Getenv("RPCX_AUTH_TOKEN"),
 		rateAddr:  os.Getenv("RPCX_RATE_ADDR"),
 		rate:      20,
+		tlsAddr:   os.Getenv("RPCX_TLS_ADDR"),
+		tlsCert:   os.Getenv("RPCX_TLS_CERT"),
+
+		connectAddr: os.Getenv("RPCX_CONNECT_ADDR"),
 	}
 	if env.addr == "" {
 		fmt.Println("go-client: RPCX_ADDR is not set, so no case ran; run this suite through scripts/go-suite.sh")
