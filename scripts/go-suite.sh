@@ -281,12 +281,13 @@ go_rate_addr=$addr
 # TLS (and the gateway inside it) on a server of its own; CONNECT needs Go's Serve("http", …) mode,
 # which serves nothing else, so a server of its own too.
 tls_cert=$root/server/tests/data/test-cert.pem
+tls_ca=$root/server/tests/data/test-ca.pem
 tls_key=$root/server/tests/data/test-key.pem
 start_go go-tls -tls-cert "$tls_cert" -tls-key "$tls_key"
 go_tls_addr=$addr
 start_go go-connect -network http
 go_connect_addr=$addr
-export RPCX_TLS_ADDR=$go_tls_addr RPCX_TLS_CERT=$tls_cert RPCX_CONNECT_ADDR=$go_connect_addr
+export RPCX_TLS_ADDR=$go_tls_addr RPCX_TLS_CERT=$tls_ca RPCX_CONNECT_ADDR=$go_connect_addr
 export RPCX_ADDR=$go_addr RPCX_ADDR2=$go_addr2
 export RPCX_AUTH_ADDR=$go_auth_addr RPCX_AUTH_TOKEN=$auth_token
 export RPCX_RATE_ADDR=$go_rate_addr RPCX_RATE=$rate

@@ -33,7 +33,7 @@ type suiteEnv struct {
 	rateAddr  string // RPCX_RATE_ADDR: a server with a request-rate limit of rate per second
 	rate      int
 	tlsAddr   string // RPCX_TLS_ADDR: a server with TLS (certificate RPCX_TLS_CERT)
-	tlsCert   string // RPCX_TLS_CERT: the PEM certificate the TLS server presents
+	tlsCert   string // RPCX_TLS_CERT: the PEM CA certificate that signed the TLS server's
 	// RPCX_CONNECT_ADDR: a server that answers CONNECT /_rpcx_ (ringrpc: its main port; Go: a
 	// server in Serve("http", …) mode, which serves nothing else)
 	connectAddr string
