@@ -60,7 +60,8 @@ impl Shared<'_> {
         let Some(tls) = self.config.tls.as_ref() else {
             return;
         };
-        let Some(mut stream) = crate::tls::accept(stream, tls, self.config, &self.entry.watch).await
+        let Some(mut stream) =
+            crate::tls::accept(stream, tls, self.config, &self.entry.watch).await
         else {
             return;
         };
@@ -78,8 +79,7 @@ impl Shared<'_> {
                     .await;
             }
             Protocol::Http => {
-                if let Ending::Connect { stream, leftover } =
-                    self.http().serve(stream, first).await
+                if let Ending::Connect { stream, leftover } = self.http().serve(stream, first).await
                 {
                     let (reader, writer) = stream.into_split();
                     self.binary(Prefixed::new(leftover, Uncancelable(reader)), writer)

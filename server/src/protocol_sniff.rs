@@ -96,7 +96,14 @@ mod tests {
 
     #[test]
     fn method_names_are_http_even_when_cut_short() {
-        for start in [&b"GET /"[..], b"POST /Arith", b"CONNECT ", b"PUT", b"G", b"OPTIONS"] {
+        for start in [
+            &b"GET /"[..],
+            b"POST /Arith",
+            b"CONNECT ",
+            b"PUT",
+            b"G",
+            b"OPTIONS",
+        ] {
             assert_eq!(sniff(start, false), Protocol::Http, "{start:?}");
         }
     }

@@ -33,7 +33,11 @@ fn keep_alive_serves_several_requests_on_one_connection() {
         let res = conn.response().expect("a response");
         assert_eq!(res.status, 200);
         assert_eq!(res.body_text(), format!(r#"{{"C":{}}}"#, i * 10));
-        assert_eq!(res.header("Connection"), None, "HTTP/1.1 keeps the connection");
+        assert_eq!(
+            res.header("Connection"),
+            None,
+            "HTTP/1.1 keeps the connection"
+        );
     }
 }
 
@@ -150,12 +154,18 @@ fn gateway_statuses_follow_go() {
     let res = conn.response().unwrap();
     assert_eq!(res.status, 200);
     assert_eq!(res.header("X-RPCX-MessageStatusType"), Some("Error"));
-    assert_eq!(res.header("X-RPCX-ErrorMessage"), Some("empty serialized type"));
+    assert_eq!(
+        res.header("X-RPCX-ErrorMessage"),
+        Some("empty serialized type")
+    );
     assert!(res.body.is_empty());
     // Unknown method: 500.
     conn.send(&gateway_request(
         "/Arith",
-        &[("X-RPCX-SerializeType", "1"), ("X-RPCX-ServiceMethod", "Pow")],
+        &[
+            ("X-RPCX-SerializeType", "1"),
+            ("X-RPCX-ServiceMethod", "Pow"),
+        ],
         "{}",
     ));
     let res = conn.response().unwrap();
@@ -168,7 +178,10 @@ fn gateway_statuses_follow_go() {
     // Service error: 500.
     conn.send(&gateway_request(
         "/Arith",
-        &[("X-RPCX-SerializeType", "1"), ("X-RPCX-ServiceMethod", "Div")],
+        &[
+            ("X-RPCX-SerializeType", "1"),
+            ("X-RPCX-ServiceMethod", "Div"),
+        ],
         r#"{"A":1,"B":0}"#,
     ));
     let res = conn.response().unwrap();
@@ -179,7 +192,11 @@ fn gateway_statuses_follow_go() {
     // Unparsable message id: 200 with the parse error.
     conn.send(&gateway_request(
         "/Arith",
-        &[("X-RPCX-SerializeType", "1"), ("X-RPCX-ServiceMethod", "Mul"), ("X-RPCX-MessageID", "x")],
+        &[
+            ("X-RPCX-SerializeType", "1"),
+            ("X-RPCX-ServiceMethod", "Mul"),
+            ("X-RPCX-MessageID", "x"),
+        ],
         "{}",
     ));
     let res = conn.response().unwrap();
@@ -213,7 +230,10 @@ fn gateway_auth_failure_is_401_and_a_good_token_passes() {
     assert_eq!(res.status, 401);
     assert_eq!(res.header("X-RPCX-ErrorMessage"), Some("invalid token"));
     assert_eq!(res.header("Connection"), Some("close"));
-    assert!(conn.is_closed(), "a failed auth closes, as on the binary path");
+    assert!(
+        conn.is_closed(),
+        "a failed auth closes, as on the binary path"
+    );
 }
 
 #[test]
@@ -249,22 +269,37 @@ fn jsonrpc_answers_calls_and_errors_as_go_does() {
     let server = TestServer::start(1);
     let mut conn = http(&server);
     assert_eq!(
-        jsonrpc(&mut conn, r#"{"jsonrpc":"2.0","method":"Arith.Mul","params":{"A":6,"B":7},"id":"q"}"#),
+        jsonrpc(
+            &mut conn,
+            r#"{"jsonrpc":"2.0","method":"Arith.Mul","params":{"A":6,"B":7},"id":"q"}"#
+        ),
         r#"{"jsonrpc":"2.0","result":{"C":42},"id":"q"}"#
     );
     let parse_error = jsonrpc(&mut conn, r#"{"jsonrpc":"2.0","method""#);
-    assert!(parse_error.starts_with(r#"{"jsonrpc":"2.0","error":{"code":-32700,"#), "{parse_error}");
+    assert!(
+        parse_error.starts_with(r#"{"jsonrpc":"2.0","error":{"code":-32700,"#),
+        "{parse_error}"
+    );
     assert!(!parse_error.contains("\"id\""));
     assert_eq!(
-        jsonrpc(&mut conn, r#"{"jsonrpc":"2.0","method":"Arith.Pow","params":{},"id":1}"#),
+        jsonrpc(
+            &mut conn,
+            r#"{"jsonrpc":"2.0","method":"Arith.Pow","params":{},"id":1}"#
+        ),
         r#"{"jsonrpc":"2.0","error":{"code":-32603,"message":"rpcx: can't find method Pow","data":null},"id":1}"#
     );
     assert_eq!(
-        jsonrpc(&mut conn, r#"{"jsonrpc":"2.0","method":"Nope","params":{},"id":2}"#),
+        jsonrpc(
+            &mut conn,
+            r#"{"jsonrpc":"2.0","method":"Nope","params":{},"id":2}"#
+        ),
         r#"{"jsonrpc":"2.0","error":{"code":-32601,"message":"must contains servicepath and method","data":null},"id":2}"#
     );
-    assert!(jsonrpc(&mut conn, r#"{"jsonrpc":"1.0","method":"Arith.Mul","params":{},"id":3}"#)
-        .contains(r#""code":-32700,"message":"invalid RPC version 1.0""#));
+    assert!(jsonrpc(
+        &mut conn,
+        r#"{"jsonrpc":"1.0","method":"Arith.Mul","params":{},"id":3}"#
+    )
+    .contains(r#""code":-32700,"message":"invalid RPC version 1.0""#));
 }
 
 #[test]
@@ -272,7 +307,10 @@ fn jsonrpc_notifications_get_an_empty_answer_and_missing_params_get_32602() {
     let server = TestServer::start(1);
     let mut conn = http(&server);
     assert_eq!(
-        jsonrpc(&mut conn, r#"{"jsonrpc":"2.0","method":"Arith.Mul","params":{"A":1,"B":2}}"#),
+        jsonrpc(
+            &mut conn,
+            r#"{"jsonrpc":"2.0","method":"Arith.Mul","params":{"A":1,"B":2}}"#
+        ),
         ""
     );
     assert_eq!(
@@ -280,7 +318,10 @@ fn jsonrpc_notifications_get_an_empty_answer_and_missing_params_get_32602() {
         r#"{"jsonrpc":"2.0","error":{"code":-32602,"message":"invalid params: params is missing or null","data":null},"id":null}"#
     );
     assert_eq!(
-        jsonrpc(&mut conn, r#"{"jsonrpc":"2.0","method":"Arith.Mul","params":null,"id":5}"#),
+        jsonrpc(
+            &mut conn,
+            r#"{"jsonrpc":"2.0","method":"Arith.Mul","params":null,"id":5}"#
+        ),
         r#"{"jsonrpc":"2.0","error":{"code":-32602,"message":"invalid params: params is missing or null","data":null},"id":5}"#
     );
     // The connection is still fine.
@@ -306,7 +347,10 @@ fn jsonrpc_batches_answer_in_order_without_notifications() {
     assert_eq!(answers[1]["id"], 2);
     assert_eq!(answers[2]["error"]["code"], -32600);
     assert_eq!(
-        jsonrpc(&mut conn, r#"[{"jsonrpc":"2.0","method":"Arith.Add","params":{"A":1,"B":1}}]"#),
+        jsonrpc(
+            &mut conn,
+            r#"[{"jsonrpc":"2.0","method":"Arith.Add","params":{"A":1,"B":1}}]"#
+        ),
         "",
         "a batch of notifications only has nothing to say"
     );

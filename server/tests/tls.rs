@@ -20,7 +20,9 @@ use rustls::pki_types::{CertificateDer, ServerName};
 type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 fn data(file: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(file)
 }
 
 fn tls_server(config: ServerConfig) -> TestServer {
@@ -81,7 +83,14 @@ fn binary_frames_inside_tls() {
     let mut buf = bytes::BytesMut::new();
     for seq in 0..5u64 {
         let payload = format!("hello {seq}");
-        let frame = common::request(seq, "Echo", "Echo", SerializeType::Raw, &[], payload.as_bytes());
+        let frame = common::request(
+            seq,
+            "Echo",
+            "Echo",
+            SerializeType::Raw,
+            &[],
+            payload.as_bytes(),
+        );
         stream.write_all(&frame).unwrap();
         let reply = recv_frame(&mut stream, &mut buf);
         assert_eq!((reply.seq(), reply.payload()), (seq, payload.as_bytes()));
@@ -127,21 +136,25 @@ fn connect_inside_tls_switches_to_frames() {
 fn garbage_after_the_handshake_is_closed_and_logged() {
     let server = tls_server(ServerConfig::default());
     let mut stream = tls_connect(&server);
-    stream.write_all(b"\x00\x01garbage that is no protocol").unwrap();
+    stream
+        .write_all(b"\x00\x01garbage that is no protocol")
+        .unwrap();
     let mut rest = Vec::new();
     // EOF (close_notify or a plain close): either ends the read without data.
     let _ = stream.read_to_end(&mut rest);
     assert!(rest.is_empty());
     assert!(counted(&server, Reason::Malformed));
     // The server is fine.
-    assert_eq!(server.connect().echo(1, b"still here").payload(), b"still here");
+    assert_eq!(
+        server.connect().echo(1, b"still here").payload(),
+        b"still here"
+    );
 }
 
 #[test]
 fn a_stalled_handshake_times_out() {
-    let server = tls_server(
-        ServerConfig::default().tls_handshake_timeout(Duration::from_millis(300)),
-    );
+    let server =
+        tls_server(ServerConfig::default().tls_handshake_timeout(Duration::from_millis(300)));
     let mut socket = TcpStream::connect(server.addr).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(5)))

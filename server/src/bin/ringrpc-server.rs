@@ -169,7 +169,9 @@ fn main() -> ExitCode {
         .max_queued_bytes(args.max_queued_bytes)
         .max_http_header_bytes(args.max_http_header_bytes)
         .http_header_timeout(timeout(args.http_header_timeout))
-        .tls_handshake_timeout(Duration::from_secs_f64(args.tls_handshake_timeout.max(0.001)))
+        .tls_handshake_timeout(Duration::from_secs_f64(
+            args.tls_handshake_timeout.max(0.001),
+        ))
         .max_tls_handshakes(args.max_tls_handshakes);
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         match ringrpc_server::tls::load_pem(cert, key) {

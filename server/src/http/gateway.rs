@@ -154,9 +154,10 @@ fn rpc_request<'a>(
         // Go keeps the first value of each key.
         for (key, value) in form_urlencoded::parse(meta) {
             if !request.metadata.iter().any(|(k, _)| k == key.as_bytes()) {
-                request
-                    .metadata
-                    .push((key.into_owned().into_bytes(), value.into_owned().into_bytes()));
+                request.metadata.push((
+                    key.into_owned().into_bytes(),
+                    value.into_owned().into_bytes(),
+                ));
             }
         }
     }
@@ -223,20 +224,28 @@ mod tests {
     fn missing_or_bad_headers_are_named_as_go_names_them() {
         let h = head("");
         assert_eq!(
-            rpc_request(&h, "", "Mul", "1", b"").unwrap_err().to_string(),
+            rpc_request(&h, "", "Mul", "1", b"")
+                .unwrap_err()
+                .to_string(),
             "empty servicepath"
         );
         assert_eq!(
-            rpc_request(&h, "Arith", "", "1", b"").unwrap_err().to_string(),
+            rpc_request(&h, "Arith", "", "1", b"")
+                .unwrap_err()
+                .to_string(),
             "empty servicemethod"
         );
         assert_eq!(
-            rpc_request(&h, "Arith", "Mul", "", b"").unwrap_err().to_string(),
+            rpc_request(&h, "Arith", "Mul", "", b"")
+                .unwrap_err()
+                .to_string(),
             "empty serialized type"
         );
         let h = head("X-RPCX-MessageID: x1\r\n");
         assert_eq!(
-            rpc_request(&h, "Arith", "Mul", "1", b"").unwrap_err().to_string(),
+            rpc_request(&h, "Arith", "Mul", "1", b"")
+                .unwrap_err()
+                .to_string(),
             "strconv.ParseUint: parsing \"x1\": invalid syntax"
         );
     }

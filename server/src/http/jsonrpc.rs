@@ -68,11 +68,9 @@ pub async fn handle(
     let json = if first == Some(&b'[') {
         match serde_json::from_slice::<Vec<&RawValue>>(body) {
             Err(e) => Some(error_object(None, PARSE_ERROR, &e.to_string())),
-            Ok(items) if items.is_empty() => Some(error_object(
-                Some("null"),
-                INVALID_REQUEST,
-                "empty batch",
-            )),
+            Ok(items) if items.is_empty() => {
+                Some(error_object(Some("null"), INVALID_REQUEST, "empty batch"))
+            }
             Ok(items) => {
                 let mut answers = Vec::new();
                 for item in items {
@@ -144,8 +142,8 @@ impl Caller<'_> {
         let rpc = RpcRequest {
             oneway: id.is_none(),
             serialize: 1, // JSON
-            path: request.method[..dot].as_bytes(),
-            method: request.method[dot + 1..].as_bytes(),
+            path: &request.method.as_bytes()[..dot],
+            method: &request.method.as_bytes()[dot + 1..],
             metadata: self.metadata(),
             payload: params.as_bytes(),
             ..Default::default()
@@ -172,7 +170,9 @@ impl Caller<'_> {
                     Ok(text) if !text.trim().is_empty() => text,
                     _ => "null",
                 };
-                Some(format!(r#"{{"jsonrpc":"2.0","result":{result},"id":{id}}}"#))
+                Some(format!(
+                    r#"{{"jsonrpc":"2.0","result":{result},"id":{id}}}"#
+                ))
             }
         }
     }
@@ -183,7 +183,10 @@ impl Caller<'_> {
         if let Some(meta) = self.head.header(X_META) {
             for (key, value) in form_urlencoded::parse(meta) {
                 if !metadata.iter().any(|(k, _)| k == key.as_bytes()) {
-                    metadata.push((key.into_owned().into_bytes(), value.into_owned().into_bytes()));
+                    metadata.push((
+                        key.into_owned().into_bytes(),
+                        value.into_owned().into_bytes(),
+                    ));
                 }
             }
         }

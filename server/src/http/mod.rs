@@ -74,18 +74,17 @@ impl HttpConnection<'_> {
             let mut keep_open = true;
             let mut head_complete = true;
             while !input.is_empty() {
-                let (head, head_len) =
-                    match parse_head(&input, self.config.max_http_header_bytes) {
-                        Ok(Some(found)) => found,
-                        Ok(None) => {
-                            head_complete = false;
-                            break;
-                        }
-                        Err(e) => {
-                            self.refuse(&mut stream, out, &e).await;
-                            return Ending::Closed;
-                        }
-                    };
+                let (head, head_len) = match parse_head(&input, self.config.max_http_header_bytes) {
+                    Ok(Some(found)) => found,
+                    Ok(None) => {
+                        head_complete = false;
+                        break;
+                    }
+                    Err(e) => {
+                        self.refuse(&mut stream, out, &e).await;
+                        return Ending::Closed;
+                    }
+                };
                 let body = match take_body(&input[head_len..], head.framing, max_body) {
                     Ok(Some(body)) => body,
                     Ok(None) => {

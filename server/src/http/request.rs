@@ -248,7 +248,10 @@ mod tests {
         let (head, len) = parse_head(b"CONNECT /_rpcx_ HTTP/1.0\n\n\x08", 1024)
             .unwrap()
             .unwrap();
-        assert_eq!((head.method.as_str(), head.path(), len), ("CONNECT", "/_rpcx_", 26));
+        assert_eq!(
+            (head.method.as_str(), head.path(), len),
+            ("CONNECT", "/_rpcx_", 26)
+        );
     }
 
     #[test]
@@ -259,7 +262,9 @@ mod tests {
             RequestError::HeadTooLarge { max: 1024 }
         );
         assert_eq!(
-            take_body(b"", BodyFraming::Length(11), 10).unwrap_err().status(),
+            take_body(b"", BodyFraming::Length(11), 10)
+                .unwrap_err()
+                .status(),
             413
         );
         assert_eq!(
