@@ -2,8 +2,9 @@
 # Installs, with apt, the system tools the build and the tests need when they are missing:
 #   protoc   protobuf-compiler: etcd-client's build script compiles etcd's .proto files with it;
 #   etcd     etcd-server: the registry tests (server/tests/registry_etcd.rs, the Go suite's
-#            etcd cases) start a real etcd on free 127.0.0.1 ports.
-# Usage: scripts/deps.sh [protoc] [etcd]   (no argument: both)
+#            etcd cases) start a real etcd on free 127.0.0.1 ports;
+#   wrk      the HTTP load generator of scripts/http-bench.sh (not needed by the tests).
+# Usage: scripts/deps.sh [protoc] [etcd] [wrk]   (no argument: protoc and etcd)
 # Without apt-get or root it only says what is missing; the build or the tests then say the rest.
 set -euo pipefail
 
@@ -15,8 +16,9 @@ for tool in "${wanted[@]}"; do
 	case "$tool" in
 	protoc) command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler) ;;
 	etcd) command -v etcd >/dev/null 2>&1 || [[ -x /usr/bin/etcd ]] || missing+=(etcd-server) ;;
+	wrk) command -v wrk >/dev/null 2>&1 || missing+=(wrk) ;;
 	*)
-		echo "deps: unknown tool $tool (protoc, etcd)" >&2
+		echo "deps: unknown tool $tool (protoc, etcd, wrk)" >&2
 		exit 2
 		;;
 	esac

@@ -196,6 +196,13 @@ pub(crate) fn current_connection() -> u64 {
     CURRENT.with(Cell::get)
 }
 
+/// Requests dispatched from now on belong to no connection that takes pushes (HTTP: the gateway
+/// and JSON-RPC have no channel for them), so their contexts' pushes fail with `Closed` instead
+/// of reaching whichever binary connection dispatched last on this core.
+pub(crate) fn clear_current_connection() {
+    CURRENT.with(|current| current.set(0));
+}
+
 /// The handle of connection `id` of this core; a closed one if it is gone.
 pub(crate) fn pusher_of(id: u64) -> Pusher {
     LINKS.with(|links| {

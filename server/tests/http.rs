@@ -390,3 +390,26 @@ fn binary_clients_are_served_beside_http_ones() {
         assert_eq!(binary.echo(i, b"ping").payload(), b"ping");
     }
 }
+
+#[test]
+fn a_push_from_a_gateway_call_reaches_no_binary_connection() {
+    let server = TestServer::start(1);
+    let mut binary = server.connect();
+    // The binary connection dispatches first, so it was this core's current connection.
+    assert_eq!(binary.echo(1, b"x").payload(), b"x");
+    let mut conn = http(&server);
+    conn.send(&gateway_request(
+        "/Push",
+        &[
+            ("X-RPCX-SerializeType", "0"),
+            ("X-RPCX-ServiceMethod", "Subscribe"),
+        ],
+        "news",
+    ));
+    let res = conn.response().unwrap();
+    assert_eq!(res.status, 500, "the gateway has no channel for pushes");
+    assert!(
+        binary.recv_within(Duration::from_millis(300)).is_none(),
+        "the push went to the binary connection"
+    );
+}
