@@ -27,8 +27,15 @@ use std::sync::{Arc, Barrier, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use monoio::io::{OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, Splitable};
 use monoio::net::TcpStream;
+
+/// One connection of the load, as connected.
+enum Connection {
+    Tcp(TcpStream),
+    /// Boxed: rustls's state is large.
+    Tls(Box<monoio_rustls::ClientTlsStream<TcpStream>>),
+}
 use ringrpc_codec::{MessageStatus, ERROR_KEY};
 
 use crate::client::{self, Outbox, Window};
@@ -74,6 +81,8 @@ pub struct LoadConfig {
     pub io: Io,
     /// Bytes asked for per read.
     pub read_size: usize,
+    /// Speak TLS with this client configuration (server name `localhost`); `None`: plain TCP.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for LoadConfig {
@@ -92,6 +101,7 @@ impl Default for LoadConfig {
             verify: false,
             io: Io::Auto,
             read_size: 64 * 1024,
+            tls: None,
         }
     }
 }
@@ -531,7 +541,24 @@ async fn thread_load(
     for id in conn_ids {
         let server = server_of(id, config.threads, servers.len());
         let addr = servers[server];
-        match monoio::time::timeout(CONNECT_TIMEOUT, client::connect(addr)).await {
+        let connecting = client::connect(addr);
+        let tls = config.tls.clone();
+        let connecting = async move {
+            let stream = connecting.await?;
+            match tls {
+                None => Ok(Connection::Tcp(stream)),
+                Some(tls) => {
+                    let name =
+                        rustls_pki_types::ServerName::try_from("localhost").expect("a valid name");
+                    monoio_rustls::TlsConnector::from(tls)
+                        .connect(name, stream)
+                        .await
+                        .map(|stream| Connection::Tls(Box::new(stream)))
+                        .map_err(std::io::Error::other)
+                }
+            }
+        };
+        match monoio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Ok(Ok(stream)) => {
                 per_server[server].0 += 1;
                 streams.push((id, server, stream));
@@ -577,9 +604,18 @@ async fn thread_load(
     for (id, server, stream) in streams {
         let conn = Rc::new(ConnState::new(state.config.inflight, server));
         state.conns.borrow_mut().push(conn.clone());
-        let (reader, writer) = stream.into_split();
-        monoio::spawn(write_loop(state.clone(), conn.clone(), writer, id));
-        monoio::spawn(read_loop(state.clone(), conn, reader));
+        match stream {
+            Connection::Tcp(stream) => {
+                let (reader, writer) = stream.into_split();
+                monoio::spawn(write_loop(state.clone(), conn.clone(), writer, id));
+                monoio::spawn(read_loop(state.clone(), conn, reader));
+            }
+            Connection::Tls(stream) => {
+                let (reader, writer) = (*stream).into_split();
+                monoio::spawn(write_loop(state.clone(), conn.clone(), writer, id));
+                monoio::spawn(read_loop(state.clone(), conn, reader));
+            }
+        }
     }
 
     // The pacer runs until every writer is done; it also notices the end of the run. It must be a
@@ -627,7 +663,7 @@ async fn thread_load(
 async fn write_loop(
     state: Rc<ThreadState>,
     conn: Rc<ConnState>,
-    mut writer: OwnedWriteHalf<TcpStream>,
+    mut writer: impl AsyncWriteRent,
     conn_id: usize,
 ) {
     let workload = state.workload.clone();
@@ -769,11 +805,7 @@ async fn write_loop(
 }
 
 /// The reader of one connection: matches replies to requests and records them.
-async fn read_loop(
-    state: Rc<ThreadState>,
-    conn: Rc<ConnState>,
-    mut reader: OwnedReadHalf<TcpStream>,
-) {
+async fn read_loop(state: Rc<ThreadState>, conn: Rc<ConnState>, mut reader: impl AsyncReadRent) {
     let workload = state.workload.clone();
     let verify = state.config.verify;
     let mut inbox = client::inbox(state.config.read_size);

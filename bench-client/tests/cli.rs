@@ -96,3 +96,25 @@ fn bad_arguments_exit_with_2() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn tls_ca_loads_a_server_over_tls_with_every_reply_verified() {
+    let addr = common::demo_server_tls();
+    let output = Command::new(BENCH)
+        .args(["--addr", &addr.to_string()])
+        .args(["--tls-ca"])
+        .arg(common::tls_data("test-ca.pem"))
+        .args(["--target", "Arith.Mul", "--serialize", "json"])
+        .args(["--requests", "2000", "--warmup", "0s", "--conns", "2"])
+        .args(["--verify", "--json", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["requests"].as_u64(), Some(2000), "{report}");
+    assert_eq!(report["errors"].as_u64(), Some(0), "{report}");
+}

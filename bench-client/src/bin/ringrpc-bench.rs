@@ -135,6 +135,10 @@ struct Args {
     /// No progress line.
     #[arg(long, short)]
     quiet: bool,
+    /// Speak TLS, trusting the PEM CA certificate(s) in this file; the server must present a
+    /// certificate for `localhost`.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<std::path::PathBuf>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -232,6 +236,10 @@ fn run(args: Args) -> Result<ExitCode, String> {
             IoArg::Uring => Io::IoUring,
             IoArg::Epoll => Io::Epoll,
             IoArg::Auto => Io::Auto,
+        },
+        tls: match &args.tls_ca {
+            Some(path) => Some(tls_client(path)?),
+            None => None,
         },
         ..LoadConfig::default()
     };
@@ -410,4 +418,25 @@ mod tests {
         use clap::CommandFactory;
         Args::command().debug_assert();
     }
+}
+
+/// A rustls client configuration trusting the CA certificates in `path` (PEM).
+fn tls_client(path: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("--tls-ca {}: {e}", path.display()))?
+    {
+        let cert = cert.map_err(|e| format!("--tls-ca {}: {e}", path.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("--tls-ca {}: {e}", path.display()))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }

@@ -48,6 +48,29 @@ pub fn demo_server() -> SocketAddr {
     running.local_addr()
 }
 
+/// The test certificates of the server crate (server/tests/data): the server's pair and the CA.
+pub fn tls_data(file: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../server/tests/data")
+        .join(file)
+}
+
+/// Like [`demo_server`], serving TLS too (the test certificate, for `localhost`).
+pub fn demo_server_tls() -> SocketAddr {
+    let tls = ringrpc_server::tls::load_pem(&tls_data("test-cert.pem"), &tls_data("test-key.pem"))
+        .expect("the test certificate loads");
+    let config = ringrpc_server::ServerConfig::default()
+        .addr("127.0.0.1:0".parse().unwrap())
+        .threads(1)
+        .tls(tls);
+    let shutdown = ringrpc_server::Shutdown::new();
+    let running = ringrpc_server::Server::new(config, ringrpc_server::demo::demo_table)
+        .start(&shutdown)
+        .expect("the TLS demo server starts");
+    std::mem::forget(shutdown);
+    running.local_addr()
+}
+
 /// A thread-per-connection echo of rpcx frames (response bit set) that, `stall_after` after it
 /// starts, stops answering for `stall_for`, once.
 pub struct StallingEcho;
