@@ -13,14 +13,15 @@ JSON {"A":10,"B":20}, in turn:
 
   binary        ringrpc-bench, CONNS connections, 1 request in flight each (as wrk does)
   binary-32     ringrpc-bench, CONNS connections, 32 in flight each (compare.sh's load)
+  binary-tls    both again over TLS 1.3 (ringrpc-bench --tls-ca), on the same port
   gateway       wrk, CONNS keep-alive connections, POST /Arith with X-RPCX-* headers
   jsonrpc       wrk, CONNS keep-alive connections, POST / with X-JSONRPC-2.0: true
   gateway-tls   wrk over https (TLS 1.3 through the same port), as gateway
   *-32          the three wrk loads again with 32 requests pipelined per write (wrk's pipeline
                 example), against binary-32
 
-and prints req/s with the ratios gateway/binary, jsonrpc/binary and gateway-tls/gateway (TLS
-against plain TCP). wrk and ringrpc-bench are different clients (their own costs differ): the
+and prints req/s with the ratios gateway/binary, jsonrpc/binary, and TLS against plain TCP
+(binary-tls/binary, gateway-tls/gateway). wrk and ringrpc-bench are different clients (their own costs differ): the
 pipelined pair, where the server is the bottleneck, is the fairer comparison of server cost. ringrpc-bench and wrk run pinned to the client CPUs. wrk is installed by
 scripts/deps.sh wrk when missing.
 
@@ -101,12 +102,13 @@ request = function() return pipelined end
 LUA
 done
 
-# binary INFLIGHT: req/s of ringrpc-bench.
+# binary INFLIGHT [ARGS...]: req/s of ringrpc-bench.
 binary() {
-	local json
+	local json inflight=$1
+	shift
 	json=$(taskset -c "$client_cpus" "$bench_bin" --addr "$server_addr" --cpus "$client_cpus" \
-		--conns "$conns" --inflight "$1" --duration "${duration}s" --warmup 1s --quiet --json \
-		$(request_args arith-json))
+		--conns "$conns" --inflight "$inflight" --duration "${duration}s" --warmup 1s --quiet --json \
+		$(request_args arith-json) "$@")
 	json_field "$json" throughput_rps
 }
 
@@ -126,6 +128,8 @@ http() {
 say "server on CPU $server_cpus, load on CPU $client_cpus, $conns connections, ${duration}s per load"
 bin=$(binary 1)
 bin32=$(binary 32)
+bintls=$(binary 1 --tls-ca "$data/test-ca.pem")
+bintls32=$(binary 32 --tls-ca "$data/test-ca.pem")
 gw=$(http "$work/gateway.lua" "http://$server_addr/Arith")
 rpc=$(http "$work/jsonrpc.lua" "http://$server_addr/")
 tls=$(http "$work/gateway.lua" "https://$server_addr/Arith")
@@ -137,6 +141,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 printf '| load (Arith.Mul, JSON) | req/s | ratio |\n|---|---|---|\n'
 printf '| binary rpcx, %s conns x 1 in flight (ringrpc-bench) | %.0f | 1.00 |\n' "$conns" "$bin"
 printf '| binary rpcx, %s conns x 32 in flight (ringrpc-bench) | %.0f | %s x binary |\n' "$conns" "$bin32" "$(ratio "$bin32" "$bin")"
+printf '| binary rpcx over TLS, %s conns x 1 in flight | %.0f | %s x binary over TCP |\n' "$conns" "$bintls" "$(ratio "$bintls" "$bin")"
+printf '| binary rpcx over TLS, %s conns x 32 in flight | %.0f | %s x binary-32 over TCP |\n' "$conns" "$bintls32" "$(ratio "$bintls32" "$bin32")"
 printf '| HTTP gateway, %s keep-alive conns (wrk) | %s | %s x binary |\n' "$conns" "$gw" "$(ratio "$gw" "$bin")"
 printf '| JSON-RPC 2.0, %s keep-alive conns (wrk) | %s | %s x binary |\n' "$conns" "$rpc" "$(ratio "$rpc" "$bin")"
 printf '| HTTP gateway over TLS (wrk, https) | %s | %s x gateway over TCP |\n' "$tls" "$(ratio "$tls" "$gw")"
