@@ -390,6 +390,27 @@ fn parse_pair(text: &str) -> Result<(i64, i64), String> {
     ))
 }
 
+/// A rustls client configuration trusting the CA certificates in `path` (PEM).
+fn tls_client(path: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("--tls-ca {}: {e}", path.display()))?
+    {
+        let cert = cert.map_err(|e| format!("--tls-ca {}: {e}", path.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("--tls-ca {}: {e}", path.display()))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,25 +439,4 @@ mod tests {
         use clap::CommandFactory;
         Args::command().debug_assert();
     }
-}
-
-/// A rustls client configuration trusting the CA certificates in `path` (PEM).
-fn tls_client(path: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String> {
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pki_types::CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("--tls-ca {}: {e}", path.display()))?
-    {
-        let cert = cert.map_err(|e| format!("--tls-ca {}: {e}", path.display()))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("--tls-ca {}: {e}", path.display()))?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
