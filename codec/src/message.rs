@@ -30,6 +30,10 @@ pub struct Message {
 impl Message {
     /// Parses one whole frame (prefix included). `frame` must hold exactly the prefix plus the
     /// total length it announces; [`crate::Decoder`] guarantees that, and so does this check.
+    // Always: the server calls it from its binary loop (through the decoder) and from its HTTP
+    // gateway; with the second caller LTO stopped inlining it into the loop (callgrind: about
+    // 110 instructions per request).
+    #[inline(always)]
     pub fn parse(frame: Bytes, limits: &Limits) -> Result<Message, DecodeError> {
         let header = *Header::view(&frame).ok_or(DecodeError::InnerLengthOverrun {
             field: BodyField::ServicePath,

@@ -43,6 +43,7 @@ pub mod buffers;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod clock;
+pub mod cold_tcp;
 pub mod config;
 pub mod connection;
 pub mod context;

@@ -13,6 +13,7 @@ use bytes::BytesMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, CancelableAsyncReadRent, Splitable};
 use monoio::net::TcpStream;
 
+use crate::cold_tcp::ColdTcp;
 use crate::config::ServerConfig;
 use crate::connection::serve_halves;
 use crate::http::{Ending, HttpConnection};
@@ -41,8 +42,10 @@ impl Shared<'_> {
     pub async fn serve(&self, protocol: Protocol, stream: TcpStream) {
         match protocol {
             Protocol::Http => {
-                if let Ending::Connect { stream, leftover } =
-                    self.http().serve(stream, BytesMut::new()).await
+                if let Ending::Connect {
+                    stream: ColdTcp(stream),
+                    leftover,
+                } = self.http().serve(ColdTcp(stream), BytesMut::new()).await
                 {
                     let (reader, writer) = stream.into_split();
                     self.binary(Prefixed::new(leftover, reader), writer).await;
@@ -61,7 +64,7 @@ impl Shared<'_> {
             return;
         };
         let Some(mut stream) =
-            crate::tls::accept(stream, tls, self.config, &self.entry.watch).await
+            crate::tls::accept(ColdTcp(stream), tls, self.config, &self.entry.watch).await
         else {
             return;
         };

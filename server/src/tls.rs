@@ -10,11 +10,11 @@ use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use monoio::net::TcpStream;
 use monoio_rustls::{ServerTlsStream, TlsAcceptor};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::cold_tcp::ColdTcp;
 use crate::config::ServerConfig;
 use crate::limits::{ConnectionWatch, Reason};
 
@@ -89,11 +89,11 @@ impl Drop for HandshakeSlot {
 /// Runs the server side of a TLS handshake on `stream` within the configured timeout, if this core
 /// has room for one more handshake; `None` (logged and counted) otherwise.
 pub async fn accept(
-    stream: TcpStream,
+    stream: ColdTcp,
     tls: &Arc<rustls::ServerConfig>,
     config: &ServerConfig,
     watch: &ConnectionWatch,
-) -> Option<ServerTlsStream<TcpStream>> {
+) -> Option<ServerTlsStream<ColdTcp>> {
     let Some(_slot) = HandshakeSlot::take(config.max_tls_handshakes) else {
         watch.refuse(Reason::TlsHandshakeCap, None);
         return None;
