@@ -112,7 +112,7 @@ impl FrameReader {
 
     /// Takes the next whole frame off the front and parses it; `Ok(None)` until one is buffered.
     /// After an error the stream is out of sync: close the connection.
-    #[inline]
+    #[inline(always)]
     pub fn next_frame(&mut self) -> Result<Option<Message>, DecodeError> {
         self.decoder.decode(&mut self.buf)
     }
