@@ -24,11 +24,8 @@
 //!   buffer, and when it then stays quiet for a second the worker's sweeper cancels that read
 //!   (no byte is lost: a cancelled read either read nothing or returns what it read) and the
 //!   buffer goes back to the pool;
-//! - the output buffer is taken when a reply is written (small for a quiet connection, large for a
-//!   streaming one) and given back after each write: a large one to the pool at once, a small one
-//!   to the connection's spare slot, where the next batch finds it without a pool round trip
-//!   (latency-bound traffic is one batch per request) and where the sweeper takes it back to the
-//!   pool once the connection has been quiet for a second.
+//! - the output buffer is taken from the pool when a reply is written (small for a quiet
+//!   connection, large for a streaming one) and given back after each write.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -74,50 +71,24 @@ struct Shared {
     writer: WakerSlot,
     reader: WakerSlot,
     worker: Rc<WorkerState>,
-    /// The worker's record of the connection: where a small output buffer waits between batches.
-    entry: Rc<ConnectionEntry>,
     /// The reader is streaming (large reads): replies come in batches, so the output buffer is
     /// taken from the large class; otherwise from the small one (a reply or two at a time).
     streaming: Cell<bool>,
 }
 
 impl Shared {
-    /// The output buffer, with room taken from the spare slot or the pool if it has none.
+    /// The output buffer, with room taken from the pool if it has none.
     #[inline]
     fn out(&self) -> std::cell::RefMut<'_, BytesMut> {
         let mut out = self.out.borrow_mut();
         if out.capacity() == 0 {
-            self.refill_output(&mut out);
+            *out = if self.streaming.get() {
+                self.worker.pool.take_large()
+            } else {
+                self.worker.pool.take_small()
+            };
         }
         out
-    }
-
-    /// Gives the empty output buffer room of the connection's class: the spare kept from the last
-    /// batch when there is one (a quiet connection's), else a buffer from the pool.
-    #[inline]
-    fn refill_output(&self, out: &mut BytesMut) {
-        if !self.streaming.get() {
-            self.entry.swap_spare_output(out);
-            if out.capacity() != 0 {
-                return;
-            }
-            *out = self.worker.pool.take_small();
-        } else {
-            *out = self.worker.pool.take_large();
-        }
-    }
-
-    /// Takes back a written batch's buffer (left empty, capacity 0): a small one waits on the
-    /// connection for its next batch (the sweeper returns it once the connection is quiet);
-    /// others go to the pool.
-    #[inline]
-    fn recycle_output(&self, buf: &mut BytesMut) {
-        if buf.capacity() < self.worker.pool.large_size() && !self.entry.has_spare_output() {
-            buf.clear();
-            self.entry.swap_spare_output(buf);
-        } else {
-            self.worker.pool.give(std::mem::take(buf));
-        }
     }
 
     fn has_output(&self) -> bool {
@@ -197,7 +168,7 @@ pub async fn serve_halves<R, W>(
     table: &Rc<ServiceTable>,
     config: &ServerConfig,
     worker: &Rc<WorkerState>,
-    entry: &Rc<ConnectionEntry>,
+    entry: &ConnectionEntry,
 ) where
     R: AsyncReadRent + CancelableAsyncReadRent,
     W: AsyncWriteRent + 'static,
@@ -213,7 +184,6 @@ pub async fn serve_halves<R, W>(
         writer: WakerSlot::default(),
         reader: WakerSlot::default(),
         worker: worker.clone(),
-        entry: entry.clone(),
         streaming: Cell::new(false),
     });
     // limits: the cells the sweeper and the reply budget read (server/src/limits/watch.rs).
@@ -370,10 +340,6 @@ pub async fn serve_halves<R, W>(
     drop(registration);
     worker.pool.give(frames.into_buffer());
     worker.pool.give(shared.out.replace(BytesMut::new()));
-    let spare = entry.take_spare_output();
-    if spare.capacity() != 0 {
-        worker.pool.give(spare);
-    }
 }
 
 /// Runs an async request as its own task; its reply joins the output buffer when it is done.
@@ -432,18 +398,17 @@ async fn write_loop<W: AsyncWriteRent>(
             let mut batch = std::mem::take(&mut *shared.pushed.borrow_mut());
             let out = std::mem::take(&mut *shared.out.borrow_mut());
             batch.extend_from_slice(&out);
-            let mut out = out;
-            shared.recycle_output(&mut out);
+            shared.worker.pool.give(out);
             batch
         };
         let len = batch.len();
         watch.write_started(len, 0); // limits: write timeout, reply budget
-        let (result, mut batch) = writer.write_all(batch).await;
+        let (result, batch) = writer.write_all(batch).await;
         if result.is_ok() {
             table.on_write(len);
         }
         watch.write_finished(shared.out.borrow().len()); // limits
-        shared.recycle_output(&mut batch);
+        shared.worker.pool.give(batch);
         // A batch just left: the reader may be waiting for room.
         shared.reader.wake();
         if let Err(e) = result {

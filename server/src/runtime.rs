@@ -30,7 +30,6 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use monoio::net::{TcpListener, TcpStream};
 use ringrpc_io::cpus::machine_cpus;
 use ringrpc_io::{pin_current_thread, IoDriver, IoUnavailable, WakerSlot};
@@ -141,11 +140,6 @@ pub struct ConnectionEntry {
     canceller: RefCell<Option<monoio::io::Canceller>>,
     /// What the limits watch: frame, partial-frame and write clocks, queued reply bytes.
     pub watch: Rc<ConnectionWatch>,
-    /// The output buffer of the last batch written, emptied, for the next batch: a busy
-    /// connection reuses it instead of a pool round trip per batch (at one request in flight,
-    /// every request is a batch). The sweeper gives it back to the pool once the connection has
-    /// been quiet for [`RELEASE_AFTER_TICKS`], so an idle connection holds no output buffer.
-    spare_output: RefCell<BytesMut>,
 }
 
 impl ConnectionEntry {
@@ -163,25 +157,6 @@ impl ConnectionEntry {
             .borrow_mut()
             .get_or_insert_with(monoio::io::Canceller::new)
             .handle()
-    }
-
-    /// Swaps `empty` with the spare output buffer kept from the last batch: after the call,
-    /// `empty` holds the spare if there was one (capacity 0 if not). Swaps, not takes: no buffer
-    /// is dropped on the way.
-    #[inline]
-    pub(crate) fn swap_spare_output(&self, empty: &mut BytesMut) {
-        std::mem::swap(empty, &mut *self.spare_output.borrow_mut());
-    }
-
-    /// Whether a spare output buffer is kept.
-    #[inline]
-    pub(crate) fn has_spare_output(&self) -> bool {
-        self.spare_output.borrow().capacity() != 0
-    }
-
-    /// The spare output buffer, for the pool (capacity 0: there was none).
-    pub(crate) fn take_spare_output(&self) -> BytesMut {
-        std::mem::take(&mut *self.spare_output.borrow_mut())
     }
 
     fn cancel_read(&self) {
@@ -278,7 +253,6 @@ impl WorkerState {
             last_read: Cell::new(self.tick.get()),
             canceller: RefCell::new(None),
             watch: Rc::new(ConnectionWatch::new(socket, peer, self.limits.clone())),
-            spare_output: RefCell::new(BytesMut::new()),
         });
         (self.connections.borrow_mut().insert(entry.clone()), entry)
     }
@@ -293,10 +267,6 @@ impl WorkerState {
         for (_, entry) in self.connections.borrow().iter() {
             if tick.wrapping_sub(entry.last_read.get()) >= RELEASE_AFTER_TICKS {
                 entry.cancel_read();
-                let spare = entry.take_spare_output();
-                if spare.capacity() != 0 {
-                    self.pool.give(spare);
-                }
             }
             sweeper::sweep(&self.limits, &entry.watch, now);
         }
