@@ -67,7 +67,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             max_in_flight: 1024,
             max_pending_write: 4 << 20,
-            read_buffer: 64 << 10,
+            read_buffer: 32 << 10,
             max_pooled_bytes: 8 << 20,
             grace_period: Duration::from_secs(10),
             ring_entries: 1024,

@@ -179,6 +179,8 @@ fn main() -> ExitCode {
             }
         }
     }
+    // The scrape also reports the limits' refusals, which the running server counts.
+    let metrics_of_refusals = metrics.clone();
     let (auth, rate_limit, conn_rate_limit, enforce_deadlines) = (
         args.auth_token.clone(),
         args.rate_limit,
@@ -216,6 +218,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(metrics) = &metrics_of_refusals {
+        metrics.count_refusals(running.refusals());
+    }
     tracing::info!(
         addr = %running.local_addr(),
         threads,
