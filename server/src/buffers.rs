@@ -9,6 +9,9 @@
 //! - **large** (`read_buffer`, 64 KiB by default): reads of a streaming connection and output
 //!   batches.
 //!
+//! A connection that stalls because its peer reads slowly or not at all keeps only the bytes it
+//! holds, in allocations of their size ([`Pool::shrink`]), and gives its class buffers back.
+//!
 //! Each class keeps at most a cap of free buffers (`max_pooled_bytes` split between them); a
 //! buffer given back past the cap, or grown past four times its class, is freed. Trim: every
 //! [`Pool::trim`] (the worker's sweeper calls it every few seconds) frees half of the buffers that

@@ -25,16 +25,18 @@
 //!   (no byte is lost: a cancelled read either read nothing or returns what it read) and the
 //!   buffer goes back to the pool;
 //! - the output buffer is taken from the pool when a reply is written (small for a quiet
-//!   connection, large for a streaming one) and given back after each write.
+//!   connection, large for a streaming one) and given back after each write;
+//! - a connection whose peer reads slower than it sends (reading paused for its queued replies,
+//!   or a write the socket took only in part) keeps only the bytes it holds, in buffers of their
+//!   size, until it moves again (limits: a peer that stopped reading holds little until the
+//!   write timeout resets it).
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 
 use bytes::{Buf, BytesMut};
-use monoio::io::{
-    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent, Splitable,
-};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, CancelableAsyncReadRent, Splitable};
 use ringrpc_codec::{DecodeError, Decoder};
 use ringrpc_io::{FrameReader, WakerSlot};
 use tracing::Instrument;

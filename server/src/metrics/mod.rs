@@ -169,11 +169,7 @@ impl Metrics {
     /// `ringrpc_refusals_total{reason=...}`: the counters stay the workers' own and are summed at
     /// each scrape. Refusals made before this call are counted too.
     pub fn count_refusals(&self, refusals: Arc<RefusalCounts>) {
-        self.refusals
-            .0
-            .lock()
-            .expect("metrics lock")
-            .push(refusals);
+        self.refusals.0.lock().expect("metrics lock").push(refusals);
     }
 
     /// The interceptor of one worker, counting into counters of its own (install it first, so it
@@ -244,7 +240,10 @@ mod tests {
     fn refusals_are_exported_by_reason_once_given() {
         use crate::limits::{Reason, RefusalLog};
         let metrics = Metrics::new();
-        assert!(!metrics.render().contains("ringrpc_refusals"), "none given yet");
+        assert!(
+            !metrics.render().contains("ringrpc_refusals"),
+            "none given yet"
+        );
         let counts = Arc::new(RefusalCounts::default());
         let (a, b) = (
             RefusalLog::new(counts.clone()),
@@ -260,7 +259,10 @@ mod tests {
             text.contains(r#"ringrpc_refusals_total{reason="write_timeout"} 2"#),
             "{text}"
         );
-        for reason in Reason::ALL.into_iter().filter(|&r| r != Reason::WriteTimeout) {
+        for reason in Reason::ALL
+            .into_iter()
+            .filter(|&r| r != Reason::WriteTimeout)
+        {
             let line = format!(r#"ringrpc_refusals_total{{reason="{}"}} 0"#, reason.label());
             assert!(text.contains(&line), "{line} in {text}");
         }
