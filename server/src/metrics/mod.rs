@@ -9,9 +9,9 @@
 //! What is counted: requests and errors by service and method, a latency histogram by service and
 //! method (from `before_call` to the reply being encoded), open connections, requests in flight,
 //! bytes read and written, and the limits' refusals by reason (once [`Metrics::count_refusals`]
-//! is given a running server's counts; each worker keeps its own, as here). Heartbeats are answered before any interceptor and are not counted;
-//! requests refused by auth or the rate limiter are, as errors (install the metrics first so that
-//! they are also timed).
+//! is given a running server's counts; each worker keeps its own, as here). Heartbeats are
+//! answered before any interceptor and are not counted; requests refused by auth or the rate
+//! limiter are, as errors (install the metrics first so that they are also timed).
 //!
 //! Why it looks like this:
 //! - **No shared atomic on the request path.** Each core owns its counters ([`CoreMetrics`]) and
@@ -254,7 +254,10 @@ mod tests {
         b.refuse(peer, Reason::WriteTimeout);
         metrics.count_refusals(counts);
         let text = metrics.render();
-        assert!(text.contains("# TYPE ringrpc_refusals counter"), "{text}");
+        assert!(
+            text.contains("# TYPE ringrpc_refusals_total counter"),
+            "{text}"
+        );
         assert!(
             text.contains(r#"ringrpc_refusals_total{reason="write_timeout"} 2"#),
             "{text}"
