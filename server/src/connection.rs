@@ -420,7 +420,7 @@ async fn write_loop<W: AsyncWriteRent>(
             let mut batch = std::mem::take(&mut *shared.pushed.borrow_mut());
             let out = std::mem::take(&mut *shared.out.borrow_mut());
             batch.extend_from_slice(&out);
-            shared.worker.pool.give(out);
+            shared.worker.pool.give_output(out);
             batch
         };
         let len = batch.len();
@@ -431,7 +431,7 @@ async fn write_loop<W: AsyncWriteRent>(
             table.on_write(len);
         }
         watch.write_finished(shared.out.borrow().len()); // limits
-        shared.worker.pool.give(batch);
+        shared.worker.pool.give_output(batch);
         // A batch just left: the reader may be waiting for room.
         shared.reader.wake();
         if let Err(e) = result {
@@ -464,8 +464,14 @@ async fn write_batch<W: AsyncWriteRent>(
         batch = written;
         match result {
             Ok(0) => return (Err(std::io::ErrorKind::WriteZero.into()), batch),
+            // All of it: the buffer stays whole (not advanced to its end), for the pool to take
+            // back as it lent it.
+            Ok(n) if n == batch.len() => {
+                *congested = false;
+                batch.clear();
+            }
             Ok(n) => {
-                *congested = n < batch.len();
+                *congested = true;
                 batch.advance(n);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
