@@ -60,6 +60,8 @@ Options:
   --markdown FILE         also write the results as a Markdown table to FILE (scripts/readme.sh
                           puts it into the README)
   --no-build              use the binaries as they are
+  --keep DIR              keep each run's callgrind dumps in DIR (callgrind.SERVER.LOAD.2 is the
+                          measured batch: read it with callgrind_annotate)
   -h, --help              this help
 
 Needs valgrind (callgrind_control comes with it), taskset and, for --strace, strace.
@@ -77,6 +79,7 @@ server_cpu=0
 client_cpu=1
 (($(nproc) > 1)) || client_cpu=0
 json=0
+keep=""
 markdown=""
 build=1
 while [[ $# -gt 0 ]]; do
@@ -97,6 +100,11 @@ while [[ $# -gt 0 ]]; do
 	--markdown)
 		[[ $# -ge 2 ]] || die "--markdown needs a FILE"
 		markdown=$2
+		shift 2
+		;;
+	--keep)
+		[[ $# -ge 2 ]] || die "--keep needs a DIR"
+		keep=$2
 		shift 2
 		;;
 	--json)
@@ -223,8 +231,7 @@ instructions() {
 	bin=$(server_bin "$name")
 	cg=$work/callgrind.$name.$load
 	start_server "$name" "$server_cpu" "$work/$name.$load.valgrind.log" \
-		valgrind --tool=callgrind --callgrind-out-file="$cg" \
-		env GLIBC_TUNABLES="$tunables" valgrind --tool=callgrind --callgrind-out-file="$cg" \
+		env GLIBC_TUNABLES="$tunables" valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$cg" \
 		"$bin" --addr "{addr}" --threads 1 --cpus "$server_cpu" || return 1
 	pid=$server_pid
 	# Under valgrind a server does not stop on SIGTERM (its signals are queued until the guest
@@ -235,6 +242,9 @@ instructions() {
 	fi
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
+	if [[ -n $keep ]]; then
+		mkdir -p "$keep" && cp "$cg".* "$keep"/ 2>/dev/null || true
+	fi
 	if grep -qi "epoll" "$work/$name.$load.valgrind.log"; then
 		say "$name fell back to epoll under valgrind: the count is not io_uring's"
 	fi

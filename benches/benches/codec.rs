@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ringrpc_codec::compress::gzip_into;
-use ringrpc_codec::{encode_frame, encode_reply, gunzip, Decoder, Header, Message, SerializeType};
+use ringrpc_codec::{
+    encode_frame, encode_plain_reply_with, encode_reply, gunzip, Decoder, Header, Message,
+    SerializeType,
+};
 
 /// One benchmarked request and the reply a service would give.
 struct Case {
@@ -156,6 +159,44 @@ fn encode_reply_bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// The reply most calls get (no error, no response metadata), by the general writer and by the
+/// codec's shortest one (`encode_plain_reply_with`, which the server uses for it).
+fn encode_plain_reply_bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("encode_plain_reply");
+    for case in cases() {
+        let request = case.request();
+        let mut out = BytesMut::with_capacity(4096);
+        group.bench_function(BenchmarkId::new("general", &case.name), |b| {
+            b.iter(|| {
+                black_box(encode_reply(
+                    &mut out,
+                    black_box(&request),
+                    [],
+                    black_box(&case.reply),
+                ));
+                out.clear();
+            })
+        });
+        group.bench_function(BenchmarkId::new("plain", &case.name), |b| {
+            b.iter(|| {
+                let reply = black_box(&case.reply);
+                black_box(encode_plain_reply_with(
+                    &mut out,
+                    black_box(&request),
+                    reply.len(),
+                    |buf| {
+                        buf.extend_from_slice(reply);
+                        Ok::<(), std::convert::Infallible>(())
+                    },
+                ))
+                .ok();
+                out.clear();
+            })
+        });
+    }
+    group.finish();
+}
+
 /// 4 KiB of JSON records with varying numbers and random-looking tokens: compresses to roughly a
 /// third, as API payloads do.
 fn json_4k() -> Vec<u8> {
@@ -206,5 +247,12 @@ fn gzip(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, encode_request, encode_reply_bench, gzip);
+criterion_group!(
+    benches,
+    decode,
+    encode_request,
+    encode_reply_bench,
+    encode_plain_reply_bench,
+    gzip
+);
 criterion_main!(benches);

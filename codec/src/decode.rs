@@ -92,7 +92,6 @@ impl Decoder {
     /// Takes the next whole frame off the front of `buf` and parses it; `Ok(None)` until a whole
     /// frame is buffered. The message's fields are slices of the frame, which shares `buf`'s
     /// allocation. After an error the stream is out of sync: close the connection.
-    // Always: see `Message::parse`.
     #[inline(always)]
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
         let Some(frame_len) = self.frame_len(buf)? else {

@@ -299,6 +299,42 @@ pub fn encode_reply_with<'m, E>(
     }
 }
 
+/// The common reply: no error and no response metadata, otherwise the rules of
+/// [`encode_reply_with`] (cloned header with the response bit, path and method echoed, empty
+/// metadata, the payload written in place and compressed by the 1024-byte rule). Written in the
+/// fewest steps: one copy of the request's prefix, the payload, then the header and lengths
+/// patched once.
+#[inline(always)]
+pub fn encode_plain_reply_with<E>(
+    buf: &mut BytesMut,
+    request: &Message,
+    payload_hint: usize,
+    write_payload: impl FnOnce(&mut BytesMut) -> Result<(), E>,
+) -> Result<usize, E> {
+    let prefix = &request.frame()[..request.metadata_len_offset()];
+    let start = buf.len();
+    reserve(buf, prefix.len() + 8 + payload_hint);
+    buf.extend_from_slice(prefix);
+    // The metadata length (0) and the payload length, patched below.
+    buf.extend_from_slice(&[0u8; 8]);
+    let payload_start = buf.len();
+    if let Err(e) = write_payload(buf) {
+        buf.truncate(start);
+        return Err(e);
+    }
+    let compress = reply_compression(request.header(), buf.len() - payload_start);
+    if compress == CompressType::Gzip {
+        gzip_in_place(buf, payload_start);
+    }
+    patch_u32(buf, payload_start - 4, buf.len() - payload_start);
+    let frame_len = buf.len() - start;
+    let mut header = request.header().response_header();
+    header.set_compress_type(compress);
+    header.set_total_len((frame_len - HEADER_LEN) as u32);
+    buf[start..start + HEADER_LEN].copy_from_slice(header.as_bytes());
+    Ok(frame_len)
+}
+
 /// Writes the reply to a heartbeat (spec 4.4): the request echoed whole with the response bit set,
 /// metadata included, and the payload compressed again with the request's type whatever its size.
 pub fn encode_heartbeat_reply(buf: &mut BytesMut, request: &Message) -> usize {
@@ -315,4 +351,52 @@ pub fn encode_heartbeat_reply(buf: &mut BytesMut, request: &Message) -> usize {
     let mut payload_writer = writer.payload();
     payload_writer.put(request.payload());
     payload_writer.finish_compressed(header.compress_type())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Limits, SerializeType};
+
+    fn request(compress: CompressType, payload: &[u8]) -> Message {
+        let mut header = Header::new();
+        header.set_seq(77);
+        header.set_serialize_type(SerializeType::Json);
+        header.set_compress_type(compress);
+        let mut wire = BytesMut::new();
+        let pairs: [(&[u8], &[u8]); 1] = [(b"k", b"v")];
+        encode_frame(&mut wire, &header, b"Arith", b"Mul", pairs, payload);
+        Message::parse(wire.freeze(), &Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn the_plain_reply_is_the_general_writer_s_reply_without_error_or_metadata() {
+        for compress in [CompressType::None, CompressType::Gzip] {
+            for len in [0, 5, 1024, 1025, 5000] {
+                let payload = vec![b'x'; len];
+                let request = request(compress, &payload);
+                let mut general = BytesMut::from(&b"earlier"[..]);
+                let mut plain = general.clone();
+                let n = encode_reply(&mut general, &request, [], &payload);
+                let m = encode_plain_reply_with(&mut plain, &request, 0, |buf| {
+                    buf.extend_from_slice(&payload);
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+                assert_eq!((n, &plain[..]), (m, &general[..]), "{compress:?} {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_payload_leaves_the_buffer_as_it_was() {
+        let request = request(CompressType::None, b"abc");
+        let mut buf = BytesMut::from(&b"earlier"[..]);
+        let failed = encode_plain_reply_with(&mut buf, &request, 0, |buf| {
+            buf.extend_from_slice(b"half");
+            Err("no")
+        });
+        assert_eq!(failed, Err("no"));
+        assert_eq!(&buf[..], b"earlier");
+    }
 }

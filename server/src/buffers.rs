@@ -9,8 +9,12 @@
 //! - **large** (`read_buffer`, 64 KiB by default): reads of a streaming connection and output
 //!   batches.
 //!
-//! Each class keeps at most a cap of free buffers (`max_pooled_bytes` split between them); a
-//! buffer given back past the cap, or grown past four times its class, is freed. Trim: every
+//! A connection that stalls because its peer reads slowly or not at all keeps only the bytes it
+//! holds, in allocations of their size ([`Pool::shrink`]), and gives its class buffers back.
+//!
+//! Each class keeps free buffers up to its share of `max_pooled_bytes` (counted in bytes, grown
+//! buffers at their size); a buffer given back past the cap, or grown past four times its class,
+//! is freed. Trim: every
 //! [`Pool::trim`] (the worker's sweeper calls it every few seconds) frees half of the buffers that
 //! stayed unused since the last trim, so memory returns to the allocator after a burst.
 
@@ -21,20 +25,25 @@ use bytes::BytesMut;
 /// The small class: the parked read buffer of a quiet connection.
 pub const SMALL: usize = 1 << 10;
 
-/// One size class: free buffers, and the fewest there were since the last trim.
+/// One size class: free buffers, their bytes, and the fewest there were since the last trim.
 struct Class {
     size: usize,
-    max_free: usize,
+    /// Bytes of free buffers kept at most. Counted in bytes, not buffers: a buffer may come back
+    /// grown to four times the class, and a cap in buffers then kept four times the bytes meant
+    /// (measured: 500 never-reading peers left each worker's pool holding 128 KiB read buffers).
+    max_free_bytes: usize,
     free: RefCell<Vec<BytesMut>>,
+    free_bytes: Cell<usize>,
     low_water: Cell<usize>,
 }
 
 impl Class {
-    fn new(size: usize, max_free: usize) -> Self {
+    fn new(size: usize, max_free_bytes: usize) -> Self {
         Class {
             size,
-            max_free,
+            max_free_bytes,
             free: RefCell::new(Vec::new()),
+            free_bytes: Cell::new(0),
             low_water: Cell::new(0),
         }
     }
@@ -44,6 +53,7 @@ impl Class {
         let mut free = self.free.borrow_mut();
         match free.pop() {
             Some(buf) => {
+                self.free_bytes.set(self.free_bytes.get() - buf.capacity());
                 if free.len() < self.low_water.get() {
                     self.low_water.set(free.len());
                 }
@@ -68,9 +78,10 @@ impl Class {
         if buf.capacity() > 4 * self.size {
             return;
         }
-        let mut free = self.free.borrow_mut();
-        if free.len() < self.max_free {
-            free.push(buf);
+        let bytes = self.free_bytes.get() + buf.capacity();
+        if bytes <= self.max_free_bytes {
+            self.free_bytes.set(bytes);
+            self.free.borrow_mut().push(buf);
         }
     }
 
@@ -79,14 +90,17 @@ impl Class {
         let unused = self.low_water.get().min(free.len());
         let drop = unused.div_ceil(2);
         let keep = free.len() - drop;
+        let before = self.free_bytes.get();
         free.truncate(keep);
         free.shrink_to(keep.max(16));
+        self.free_bytes
+            .set(free.iter().map(BytesMut::capacity).sum());
         self.low_water.set(free.len());
-        drop * self.size
+        before - self.free_bytes.get()
     }
 
     fn pooled_bytes(&self) -> usize {
-        self.free.borrow().iter().map(BytesMut::capacity).sum()
+        self.free_bytes.get()
     }
 }
 
@@ -102,8 +116,8 @@ impl Pool {
     pub fn new(large: usize, max_pooled_bytes: usize) -> Self {
         let large = large.max(SMALL * 2);
         Pool {
-            small: Class::new(SMALL, (max_pooled_bytes / 4 / SMALL).max(1)),
-            large: Class::new(large, (max_pooled_bytes / 4 * 3 / large).max(1)),
+            small: Class::new(SMALL, (max_pooled_bytes / 4).max(SMALL)),
+            large: Class::new(large, (max_pooled_bytes / 4 * 3).max(large)),
         }
     }
 
@@ -137,6 +151,39 @@ impl Pool {
         }
     }
 
+    /// Gives back an output buffer: one that replies were appended to and nothing split off the
+    /// front of. At its class size it is the allocation the pool made, and goes straight to its
+    /// class (no reclaim to ask for: a batch per request at one request in flight makes this the
+    /// common case); otherwise as [`Pool::give`].
+    #[inline]
+    pub fn give_output(&self, mut buf: BytesMut) {
+        buf.clear();
+        let capacity = buf.capacity();
+        if capacity == self.small.size {
+            self.small.give(buf)
+        } else if capacity == self.large.size {
+            self.large.give(buf)
+        } else {
+            self.give(buf)
+        }
+    }
+
+    /// For a connection that stalls (its peer reads slower than it sends, or not at all): keeps
+    /// what `buf` holds in an allocation of just that size and gives the larger one back (an
+    /// empty `buf` keeps no allocation at all). A stalled connection then holds its bytes, not a
+    /// buffer of a size class, for as long as it stalls: 500 peers that stopped reading held
+    /// 64 KiB to 128 KiB each this way (server/tests/hostile.rs). Copies at most `buf.len()`
+    /// bytes, and only when that saves half of the allocation or more.
+    pub fn shrink(&self, buf: &mut BytesMut) {
+        if buf.is_empty() {
+            self.give(std::mem::take(buf));
+        } else if buf.capacity() >= 2 * buf.len() {
+            let mut fitted = BytesMut::with_capacity(buf.len());
+            fitted.extend_from_slice(buf);
+            self.give(std::mem::replace(buf, fitted));
+        }
+    }
+
     /// Frees half of the buffers unused since the last trim; returns the bytes freed.
     pub fn trim(&self) -> usize {
         self.small.trim() + self.large.trim()
@@ -167,6 +214,21 @@ mod tests {
     }
 
     #[test]
+    fn output_buffers_go_back_to_their_class() {
+        let pool = Pool::new(64 << 10, 1 << 20);
+        let mut small = pool.take_small();
+        small.extend_from_slice(b"a reply");
+        let ptr = small.as_ptr();
+        pool.give_output(small);
+        assert_eq!(pool.take_small().as_ptr(), ptr);
+        // Grown past its class: judged by its size as any buffer is.
+        let mut grown = pool.take_small();
+        grown.extend_from_slice(&[0; 3000]);
+        pool.give_output(grown);
+        assert_eq!(pool.pooled_bytes(), pool.take_small().capacity());
+    }
+
+    #[test]
     fn the_pool_is_capped_and_trimmed_after_a_burst() {
         let pool = Pool::new(64 << 10, 1 << 20);
         // A burst: 100 large buffers out at once, then all back.
@@ -186,6 +248,41 @@ mod tests {
             pool.trim();
         }
         assert_eq!(pool.pooled_bytes(), 0, "all of it returns to the allocator");
+    }
+
+    #[test]
+    fn a_stalled_buffer_keeps_only_its_bytes() {
+        let pool = Pool::new(64 << 10, 1 << 20);
+        let mut buf = pool.take_large();
+        buf.extend_from_slice(&[7u8; 100]);
+        pool.shrink(&mut buf);
+        assert_eq!(&buf[..], &[7u8; 100][..]);
+        assert!(buf.capacity() < 1 << 10, "{}", buf.capacity());
+        assert_eq!(pool.pooled_bytes(), 64 << 10, "the large one went back");
+        let mut empty = pool.take_large();
+        pool.shrink(&mut empty);
+        assert_eq!(empty.capacity(), 0);
+        // Nearly full: not worth a copy.
+        let mut full = pool.take_small();
+        full.extend_from_slice(&[1u8; 1000]);
+        let ptr = full.as_ptr();
+        pool.shrink(&mut full);
+        assert_eq!(full.as_ptr(), ptr);
+    }
+
+    #[test]
+    fn the_cap_counts_bytes_not_buffers() {
+        let pool = Pool::new(64 << 10, 1 << 20);
+        // Read buffers that grew to twice the class while a frame was received.
+        for _ in 0..20 {
+            pool.give(BytesMut::with_capacity(128 << 10));
+        }
+        assert!(
+            pool.pooled_bytes() <= 3 * (1 << 20) / 4,
+            "{}",
+            pool.pooled_bytes()
+        );
+        assert_eq!(pool.pooled_bytes(), 6 * (128 << 10));
     }
 
     #[test]

@@ -27,7 +27,10 @@ pub struct ServerConfig {
     /// Default 4 MiB.
     pub max_pending_write: usize,
     /// The large buffer class: reads of a streaming connection and output batches (grown for
-    /// larger frames). Default 64 KiB. Quiet connections park with 1 KiB instead.
+    /// larger frames). Default 64 KiB. Quiet connections park with 1 KiB instead. Every
+    /// connection that keeps sending holds one while its read waits, so it is what many streaming
+    /// peers cost: 32 KiB halves that (server/tests/hostile.rs measured 61 MiB instead of about
+    /// 130 MiB) but made 16 KiB requests about a quarter slower in the README's benchmark.
     pub read_buffer: usize,
     /// Free buffers a core keeps for reuse, in bytes; past it they are freed, and unused ones are
     /// trimmed every few seconds. Default 8 MiB.

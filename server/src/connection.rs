@@ -25,21 +25,23 @@
 //!   (no byte is lost: a cancelled read either read nothing or returns what it read) and the
 //!   buffer goes back to the pool;
 //! - the output buffer is taken from the pool when a reply is written (small for a quiet
-//!   connection, large for a streaming one) and given back after each write.
+//!   connection, large for a streaming one) and given back after each write;
+//! - a connection whose peer reads slower than it sends (reading paused for its queued replies,
+//!   or a write the socket took only in part) keeps only the bytes it holds, in buffers of their
+//!   size, until it moves again (limits: a peer that stopped reading holds little until the
+//!   write timeout resets it).
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 
-use bytes::BytesMut;
-use monoio::io::{
-    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent, Splitable,
-};
+use bytes::{Buf, BytesMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, CancelableAsyncReadRent, Splitable};
 use ringrpc_codec::{DecodeError, Decoder};
 use ringrpc_io::{FrameReader, WakerSlot};
 use tracing::Instrument;
 
-use crate::buffers::SMALL;
+use crate::buffers::{Pool, SMALL};
 use crate::config::ServerConfig;
 use crate::limits::{ConnectionWatch, Reason};
 use crate::push::{Outbox, PushError, Registration};
@@ -235,6 +237,10 @@ pub async fn serve_halves<R, W>(
         'frames: loop {
             if over() {
                 shared.writer.wake();
+                if shared.in_flight.get() < config.max_in_flight {
+                    // limits: paused for its queued replies, not for its running requests.
+                    shrink_while_paused(&mut frames, &shared);
+                }
                 shared.reader.wait_until(|| !over()).await;
                 registration.make_current();
             }
@@ -285,6 +291,7 @@ pub async fn serve_halves<R, W>(
         // limits: past the per-core reply budget, the biggest queues stop being read.
         if watch.over_budget(shared.out.borrow().len()) {
             shared.writer.wake();
+            shrink_while_paused(&mut frames, &shared);
             let out = || shared.out.borrow().len();
             let resumed = || shared.aborted.get() || !watch.over_budget(out());
             shared.reader.wait_until(resumed).await;
@@ -378,6 +385,19 @@ fn spawn_pending(shared: &Rc<Shared>, reply: LocalFuture<Option<BytesMut>>) {
     );
 }
 
+/// limits: a connection paused for its queued replies (its peer reads slowly or not at all) keeps
+/// only the bytes it holds, not buffers of a size class, until it is read again: its read buffer
+/// and its reply buffer shrink to their contents ([`crate::buffers::Pool::shrink`]). The read
+/// path takes a buffer of the right class again when reading resumes.
+fn shrink_while_paused(frames: &mut FrameReader, shared: &Shared) {
+    let pool = &shared.worker.pool;
+    let buffered = frames.buffered();
+    if frames.capacity() >= 2 * buffered.max(1) {
+        pool.give(frames.replace_buffer(BytesMut::with_capacity(buffered)));
+    }
+    pool.shrink(&mut shared.out.borrow_mut());
+}
+
 /// One refusal: logged (rate-limited, with the peer) and counted by the worker's limits.
 fn log_protocol_error(watch: &ConnectionWatch, error: &DecodeError) {
     watch.refuse(Reason::Malformed, Some(error));
@@ -391,6 +411,8 @@ async fn write_loop<W: AsyncWriteRent>(
     watch: Rc<ConnectionWatch>,
     table: Rc<ServiceTable>,
 ) {
+    // The last write was short: the peer reads slower than we write (see `write_batch`).
+    let mut congested = false;
     loop {
         shared
             .writer
@@ -414,17 +436,18 @@ async fn write_loop<W: AsyncWriteRent>(
             let mut batch = std::mem::take(&mut *shared.pushed.borrow_mut());
             let out = std::mem::take(&mut *shared.out.borrow_mut());
             batch.extend_from_slice(&out);
-            shared.worker.pool.give(out);
+            shared.worker.pool.give_output(out);
             batch
         };
         let len = batch.len();
         watch.write_started(len, 0); // limits: write timeout, reply budget
-        let (result, batch) = writer.write_all(batch).await;
+        let (result, batch) =
+            write_batch(&mut writer, batch, &shared.worker.pool, &mut congested).await;
         if result.is_ok() {
             table.on_write(len);
         }
         watch.write_finished(shared.out.borrow().len()); // limits
-        shared.worker.pool.give(batch);
+        shared.worker.pool.give_output(batch);
         // A batch just left: the reader may be waiting for room.
         shared.reader.wake();
         if let Err(e) = result {
@@ -436,4 +459,40 @@ async fn write_loop<W: AsyncWriteRent>(
     // Pushes made from now on fail with `Closed` instead of waiting for a writer that is gone.
     shared.closed.set(true);
     let _ = writer.shutdown().await;
+}
+
+/// Writes the whole batch. A write the socket takes only in part means its send buffer is full:
+/// the peer reads slower than we write, or not at all. From then on, until a batch goes out in
+/// one write, what is left to write waits in a buffer of its own size ([`Pool::shrink`]) instead
+/// of the pooled batch buffer, so a connection whose peer stopped reading holds its unsent bytes
+/// and no more until the write timeout resets it.
+async fn write_batch<W: AsyncWriteRent>(
+    writer: &mut W,
+    mut batch: BytesMut,
+    pool: &Pool,
+    congested: &mut bool,
+) -> (std::io::Result<()>, BytesMut) {
+    while !batch.is_empty() {
+        if *congested {
+            pool.shrink(&mut batch);
+        }
+        let (result, written) = writer.write(batch).await;
+        batch = written;
+        match result {
+            Ok(0) => return (Err(std::io::ErrorKind::WriteZero.into()), batch),
+            // All of it: the buffer stays whole (not advanced to its end), for the pool to take
+            // back as it lent it.
+            Ok(n) if n == batch.len() => {
+                *congested = false;
+                batch.clear();
+            }
+            Ok(n) => {
+                *congested = true;
+                batch.advance(n);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return (Err(e), batch),
+        }
+    }
+    (Ok(()), batch)
 }

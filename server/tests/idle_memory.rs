@@ -8,7 +8,7 @@
 //!   debug build: about 3.1 KiB each, 49 MiB in all);
 //! - after one call each and a few seconds quiet: under 10 KiB each above the empty server, and
 //!   not above the RSS right after the calls — each keeps its connection state (loop, writer
-//!   task, limits watch, push registration) and a 1 KiB parked read buffer, no 64 KiB buffer; the
+//!   task, limits watch, push registration) and a 1 KiB parked read buffer, no large buffer; the
 //!   burst's output buffers went back to the per-core pool (capped at 8 MiB, trimmed every 4 s).
 //!   Measured with the debug build: about 7.6 KiB each (95 MiB in all).
 

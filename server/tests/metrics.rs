@@ -1,5 +1,6 @@
 //! Metrics over a socket: requests sent on two workers, then a scrape of the Prometheus endpoint
-//! whose counters equal what was sent (requests, errors, histogram counts, bytes, connections).
+//! whose counters equal what was sent (requests, errors, histogram counts, bytes, connections);
+//! and refusals by the limits, counted by reason.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{request, TestServer};
 use ringrpc_codec::{MessageStatus, SerializeType};
-use ringrpc_server::{auth_token, demo, Metrics, MetricsEndpoint, ServerConfig};
+use ringrpc_server::{auth_token, demo, Metrics, MetricsEndpoint, Reason, ServerConfig};
 
 /// GETs the endpoint; returns each sample line's value by its name and labels.
 fn scrape(addr: SocketAddr) -> (String, HashMap<String, f64>) {
@@ -150,5 +151,56 @@ fn a_scrape_counts_exactly_the_requests_sent() {
     assert_eq!(get("ringrpc_connections_total"), 5.0);
     assert_eq!(get("ringrpc_open_connections"), 4.0);
     assert_eq!(get("ringrpc_requests_in_flight"), 0.0);
+    drop(clients);
+}
+
+/// Scrapes until `key` reads `want` (the counters are read as the workers write them), 5 s at most.
+fn scrape_until(addr: SocketAddr, key: &str, want: f64) -> (String, HashMap<String, f64>) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (body, samples) = scrape(addr);
+        if samples.get(key) == Some(&want) || Instant::now() > deadline {
+            return (body, samples);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn refusals_are_counted_by_reason() {
+    let metrics = Metrics::new();
+    let endpoint = MetricsEndpoint::start("127.0.0.1:0".parse().unwrap(), metrics.clone()).unwrap();
+    let server = TestServer::with(
+        ServerConfig::default().threads(2).max_connections(1),
+        demo::demo_table,
+    );
+    metrics.count_refusals(server.refusals());
+    let malformed = r#"ringrpc_refusals_total{reason="malformed"}"#;
+    let (body, samples) = scrape(endpoint.local_addr());
+    assert_eq!(samples.get(malformed), Some(&0.0), "{body}");
+
+    // Neither an rpcx frame nor HTTP (which the port serves too): refused as malformed, and its
+    // connection closed.
+    let mut garbage = server.connect();
+    garbage.send(b"HELLO / SMTP\r\n\r\n");
+    assert!(garbage.is_closed_within(Duration::from_secs(5)));
+    let (body, samples) = scrape_until(endpoint.local_addr(), malformed, 1.0);
+    assert_eq!(samples.get(malformed), Some(&1.0), "{body}");
+
+    // One connection per worker at most: of three open at once, one is refused at once.
+    let clients: Vec<_> = (0..3).map(|_| server.connect()).collect();
+    let cap = r#"ringrpc_refusals_total{reason="connection_cap"}"#;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.refusals().get(Reason::ConnectionCap) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let want = server.refusals().get(Reason::ConnectionCap) as f64;
+    assert!(want >= 1.0, "three connections on two workers of one each");
+    let (body, samples) = scrape_until(endpoint.local_addr(), cap, want);
+    assert_eq!(samples.get(cap), Some(&want), "{body}");
+    assert_eq!(
+        samples.get(r#"ringrpc_refusals_total{reason="write_timeout"}"#),
+        Some(&0.0)
+    );
     drop(clients);
 }

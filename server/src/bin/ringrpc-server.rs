@@ -51,6 +51,12 @@ struct Args {
     /// Reply bytes waiting per connection before its reads pause.
     #[arg(long, default_value_t = 4 << 20)]
     max_pending_write: usize,
+    /// The large buffer class, in bytes: reads of a streaming connection and output batches.
+    #[arg(long, default_value_t = ServerConfig::default().read_buffer)]
+    read_buffer: usize,
+    /// Free buffers each worker keeps for reuse, in bytes.
+    #[arg(long, default_value_t = ServerConfig::default().max_pooled_bytes)]
+    max_pooled_bytes: usize,
     /// TCP keep-alive idle time on accepted connections, in seconds; 0 turns it off.
     #[arg(long, alias = "keepalive", default_value_t = 180)]
     tcp_keepalive: u64,
@@ -160,6 +166,8 @@ fn main() -> ExitCode {
         })
         .max_in_flight(args.max_in_flight)
         .max_pending_write(args.max_pending_write)
+        .read_buffer(args.read_buffer)
+        .max_pooled_bytes(args.max_pooled_bytes)
         .grace_period(Duration::from_secs_f64(args.grace_period.max(0.0)))
         .tcp_keepalive((args.tcp_keepalive > 0).then(|| Duration::from_secs(args.tcp_keepalive)))
         .idle_timeout(timeout(args.idle_timeout))
@@ -215,6 +223,8 @@ fn main() -> ExitCode {
             }
         }
     }
+    // The scrape also reports the limits' refusals, which the running server counts.
+    let metrics_of_refusals = metrics.clone();
     let (auth, rate_limit, conn_rate_limit, enforce_deadlines) = (
         args.auth_token.clone(),
         args.rate_limit,
@@ -252,6 +262,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(metrics) = &metrics_of_refusals {
+        metrics.count_refusals(running.refusals());
+    }
     tracing::info!(
         addr = %running.local_addr(),
         threads,

@@ -11,7 +11,8 @@
 //! - [`admission`]: who gets in: the connection cap per core, and backing off when accept runs
 //!   out of file descriptors (EMFILE/ENFILE) instead of spinning.
 //! - [`refusals`]: every refusal is one log line with the peer and the reason, rate-limited per
-//!   worker, and counted ([`RefusalCounts`], read through [`crate::Running::refusals`]).
+//!   worker, and counted per worker ([`RefusalCounts`] sums them: [`crate::Running::refusals`],
+//!   and the `ringrpc_refusals_total{reason}` metric through [`crate::Metrics::count_refusals`]).
 //!
 //! The protocol-level limits (frame length, decompressed length, metadata pairs) live in the
 //! codec's `Limits`; this module only counts and logs their refusals.

@@ -4,14 +4,16 @@
 //! The log is rate-limited per worker (a token bucket: bursts of [`LOG_BURST`] lines, then
 //! [`LOG_PER_SECOND`] a second), so an attack cannot flood it; the lines it drops are counted
 //! and their number is given on the next line that is written. The counts are never dropped:
-//! they are atomics shared by all workers (touched only on a refusal, never on the request path)
-//! and read through [`crate::Running::refusals`] — the metric, once metrics exist.
+//! each worker counts into counters of its own ([`WorkerRefusals`]: one writer, no locked
+//! instruction, as the metrics' per-core counters), and [`RefusalCounts`] sums them when read:
+//! through [`crate::Running::refusals`], and at each scrape as the `ringrpc_refusals_total`
+//! metric ([`crate::Metrics::count_refusals`]).
 
 use std::cell::Cell;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Why a connection was refused, closed or paused by a limit.
@@ -62,6 +64,23 @@ impl Reason {
     fn index(self) -> usize {
         self as usize
     }
+
+    /// The reason as a metric label value (`reason="idle_timeout"`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::IdleTimeout => "idle_timeout",
+            Reason::FrameReadTimeout => "frame_read_timeout",
+            Reason::WriteTimeout => "write_timeout",
+            Reason::ConnectionCap => "connection_cap",
+            Reason::AcceptFailed => "accept_failed",
+            Reason::ReplyBudget => "reply_budget",
+            Reason::Malformed => "malformed",
+            Reason::HttpHeaderTimeout => "http_header_timeout",
+            Reason::HttpTooLarge => "http_too_large",
+            Reason::TlsHandshake => "tls_handshake",
+            Reason::TlsHandshakeCap => "tls_handshake_cap",
+        }
+    }
 }
 
 impl fmt::Display for Reason {
@@ -84,16 +103,39 @@ impl fmt::Display for Reason {
     }
 }
 
-/// How many refusals of each reason, over every worker of a server.
+/// One worker's refusals of each reason: written by that worker only, read by anyone.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct WorkerRefusals {
+    counts: [AtomicU64; Reason::ALL.len()],
+}
+
+impl WorkerRefusals {
+    /// Counts one: a relaxed load and store, not a `fetch_add` (only the owning worker writes,
+    /// so nothing is lost; see the metrics module for why).
+    fn add(&self, reason: Reason) {
+        let count = &self.counts[reason.index()];
+        count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    fn get(&self, reason: Reason) -> u64 {
+        self.counts[reason.index()].load(Ordering::Relaxed)
+    }
+}
+
+/// How many refusals of each reason, over every worker of a server: the workers' own counters,
+/// summed when read. The lock is taken when a worker starts and when the counts are read, never
+/// when a refusal is counted.
 #[derive(Debug, Default)]
 pub struct RefusalCounts {
-    counts: [AtomicU64; Reason::ALL.len()],
+    workers: Mutex<Vec<Arc<WorkerRefusals>>>,
 }
 
 impl RefusalCounts {
     /// Refusals for `reason` so far.
     pub fn get(&self, reason: Reason) -> u64 {
-        self.counts[reason.index()].load(Ordering::Relaxed)
+        let workers = self.workers.lock().expect("refusal counts lock");
+        workers.iter().map(|w| w.get(reason)).sum()
     }
 
     /// Refusals of every reason so far.
@@ -101,8 +143,14 @@ impl RefusalCounts {
         Reason::ALL.iter().map(|&r| self.get(r)).sum()
     }
 
-    fn add(&self, reason: Reason) {
-        self.counts[reason.index()].fetch_add(1, Ordering::Relaxed);
+    /// Counters for one more worker, summed into these.
+    fn add_worker(&self) -> Arc<WorkerRefusals> {
+        let worker = Arc::new(WorkerRefusals::default());
+        self.workers
+            .lock()
+            .expect("refusal counts lock")
+            .push(worker.clone());
+        worker
     }
 }
 
@@ -114,14 +162,18 @@ pub const LOG_PER_SECOND: u32 = 10;
 /// One worker's refusal log: counts every refusal, logs as many as the rate allows.
 pub struct RefusalLog {
     counts: Arc<RefusalCounts>,
+    /// This worker's own counters, part of `counts`.
+    own: Arc<WorkerRefusals>,
     tokens: Cell<f64>,
     refilled: Cell<Instant>,
     suppressed: Cell<u64>,
 }
 
 impl RefusalLog {
+    /// A worker's log, counting into counters of its own that `counts` sums.
     pub fn new(counts: Arc<RefusalCounts>) -> Self {
         RefusalLog {
+            own: counts.add_worker(),
             counts,
             tokens: Cell::new(f64::from(LOG_BURST)),
             refilled: Cell::new(Instant::now()),
@@ -129,7 +181,7 @@ impl RefusalLog {
         }
     }
 
-    /// The counts this log adds to.
+    /// The counts this log adds to (every worker's).
     pub fn counts(&self) -> &Arc<RefusalCounts> {
         &self.counts
     }
@@ -147,7 +199,7 @@ impl RefusalLog {
         reason: Reason,
         detail: Option<&dyn fmt::Display>,
     ) {
-        self.counts.add(reason);
+        self.own.add(reason);
         if !self.take_token() {
             self.suppressed.set(self.suppressed.get() + 1);
             return;
@@ -210,12 +262,29 @@ mod tests {
     }
 
     #[test]
-    fn every_reason_has_its_own_counter() {
+    fn every_reason_has_its_own_counter_and_label() {
         let counts = RefusalCounts::default();
+        let worker = counts.add_worker();
+        let mut labels = std::collections::HashSet::new();
         for (i, reason) in Reason::ALL.into_iter().enumerate() {
             assert_eq!(reason.index(), i);
-            counts.add(reason);
+            worker.add(reason);
             assert_eq!(counts.get(reason), 1, "{reason}");
+            assert!(labels.insert(reason.label()), "{} twice", reason.label());
         }
+    }
+
+    #[test]
+    fn workers_count_apart_and_are_summed_when_read() {
+        let counts = Arc::new(RefusalCounts::default());
+        let a = RefusalLog::new(counts.clone());
+        let b = RefusalLog::new(counts.clone());
+        let peer = "127.0.0.1:9".parse().unwrap();
+        a.refuse(peer, Reason::Malformed);
+        b.refuse(peer, Reason::Malformed);
+        b.refuse(peer, Reason::IdleTimeout);
+        assert_eq!(a.own.get(Reason::Malformed), 1);
+        assert_eq!(counts.get(Reason::Malformed), 2);
+        assert_eq!(counts.total(), 3);
     }
 }

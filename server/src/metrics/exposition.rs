@@ -9,11 +9,12 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 
-use super::{CoreMetrics, Cores, Series, LATENCY_BOUNDS};
+use super::{CoreMetrics, Cores, Refusals, Series, LATENCY_BOUNDS};
+use crate::limits::Reason;
 
-/// Sums of the per-core counters, encoded at each scrape.
+/// Sums of the per-core counters (and of the workers' refusal counters), encoded at each scrape.
 #[derive(Debug)]
-pub(super) struct Sums(pub(super) Arc<Cores>);
+pub(super) struct Sums(pub(super) Arc<Cores>, pub(super) Arc<Refusals>);
 
 /// Reads one counter of a [`MethodSums`].
 type MethodValue = fn(&MethodSums) -> u64;
@@ -136,6 +137,31 @@ impl Collector for Sums {
             encoder
                 .encode_descriptor(name, help, None, MetricType::Counter)?
                 .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
+        }
+        self.encode_refusals(&mut encoder)
+    }
+}
+
+impl Sums {
+    /// `ringrpc_refusals_total{reason}`: every reason, 0 included, once a server's counts are
+    /// given; nothing before (a 0 would claim that nothing was refused).
+    fn encode_refusals(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let sources = self.1 .0.lock().expect("metrics lock").clone();
+        if sources.is_empty() {
+            return Ok(());
+        }
+        let mut family = encoder.encode_descriptor(
+            "ringrpc_refusals",
+            "Connections refused, closed or paused by a limit, by reason (each one also a \
+             rate-limited log line).",
+            None,
+            MetricType::Counter,
+        )?;
+        for reason in Reason::ALL {
+            let count: u64 = sources.iter().map(|counts| counts.get(reason)).sum();
+            family
+                .encode_family(&[("reason", reason.label())])?
+                .encode_counter::<NoLabelSet, _, u64>(&count, None)?;
         }
         Ok(())
     }

@@ -8,9 +8,10 @@
 //!
 //! What is counted: requests and errors by service and method, a latency histogram by service and
 //! method (from `before_call` to the reply being encoded), open connections, requests in flight,
-//! bytes read and written. Heartbeats are answered before any interceptor and are not counted;
-//! requests refused by auth or the rate limiter are, as errors (install the metrics first so that
-//! they are also timed).
+//! bytes read and written, and the limits' refusals by reason (once [`Metrics::count_refusals`]
+//! is given a running server's counts; each worker keeps its own, as here). Heartbeats are
+//! answered before any interceptor and are not counted; requests refused by auth or the rate
+//! limiter are, as errors (install the metrics first so that they are also timed).
 //!
 //! Why it looks like this:
 //! - **No shared atomic on the request path.** Each core owns its counters ([`CoreMetrics`]) and
@@ -41,6 +42,7 @@ use std::sync::{Arc, Mutex};
 
 use prometheus_client::registry::Registry;
 
+use crate::limits::RefusalCounts;
 use crate::WorkerId;
 pub use endpoint::MetricsEndpoint;
 use exposition::Sums;
@@ -133,11 +135,16 @@ pub struct CoreMetrics {
 #[derive(Clone)]
 pub struct Metrics {
     cores: Arc<Cores>,
+    refusals: Arc<Refusals>,
     registry: Arc<Registry>,
 }
 
 #[derive(Debug, Default)]
 struct Cores(Mutex<Vec<Arc<CoreMetrics>>>);
+
+/// The refusal counts of the servers these metrics watch (usually one).
+#[derive(Debug, Default)]
+struct Refusals(Mutex<Vec<Arc<RefusalCounts>>>);
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -148,12 +155,21 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let cores = Arc::new(Cores::default());
+        let refusals = Arc::new(Refusals::default());
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(Sums(cores.clone())));
+        registry.register_collector(Box::new(Sums(cores.clone(), refusals.clone())));
         Metrics {
             cores,
+            refusals,
             registry: Arc::new(registry),
         }
+    }
+
+    /// Exports a running server's refusals ([`crate::Running::refusals`]) as
+    /// `ringrpc_refusals_total{reason=...}`: the counters stay the workers' own and are summed at
+    /// each scrape. Refusals made before this call are counted too.
+    pub fn count_refusals(&self, refusals: Arc<RefusalCounts>) {
+        self.refusals.0.lock().expect("metrics lock").push(refusals);
     }
 
     /// The interceptor of one worker, counting into counters of its own (install it first, so it
@@ -218,6 +234,41 @@ mod tests {
             assert!(text.contains(&line), "{line} in {text}");
         }
         assert!(text.contains("ringrpc_read_bytes_total 200"), "{text}");
+    }
+
+    #[test]
+    fn refusals_are_exported_by_reason_once_given() {
+        use crate::limits::{Reason, RefusalLog};
+        let metrics = Metrics::new();
+        assert!(
+            !metrics.render().contains("ringrpc_refusals"),
+            "none given yet"
+        );
+        let counts = Arc::new(RefusalCounts::default());
+        let (a, b) = (
+            RefusalLog::new(counts.clone()),
+            RefusalLog::new(counts.clone()),
+        );
+        let peer = "127.0.0.1:9".parse().unwrap();
+        a.refuse(peer, Reason::WriteTimeout);
+        b.refuse(peer, Reason::WriteTimeout);
+        metrics.count_refusals(counts);
+        let text = metrics.render();
+        assert!(
+            text.contains("# TYPE ringrpc_refusals_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"ringrpc_refusals_total{reason="write_timeout"} 2"#),
+            "{text}"
+        );
+        for reason in Reason::ALL
+            .into_iter()
+            .filter(|&r| r != Reason::WriteTimeout)
+        {
+            let line = format!(r#"ringrpc_refusals_total{{reason="{}"}} 0"#, reason.label());
+            assert!(text.contains(&line), "{line} in {text}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap;
 
 /// A name's length and its first eight bytes (zero-padded), compared as integers.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct NameKey {
+pub(crate) struct NameKey {
     len: usize,
     head: u64,
 }
@@ -20,7 +20,7 @@ impl NameKey {
     /// key determines every byte of a name of at most eight bytes, so equal keys mean equal names
     /// there; longer names compare their tail after the first eight bytes.
     #[inline(always)]
-    fn of(name: &[u8]) -> Self {
+    pub(crate) fn of(name: &[u8]) -> Self {
         let len = name.len();
         let head = if len >= 8 {
             u64::from_le_bytes(name[..8].try_into().expect("eight bytes"))
@@ -36,6 +36,13 @@ impl NameKey {
             0
         };
         NameKey { len, head }
+    }
+
+    /// Whether the key alone determines the name (at most eight bytes): two such keys are equal
+    /// exactly when their names are.
+    #[inline(always)]
+    pub(crate) fn is_whole(&self) -> bool {
+        self.len <= 8
     }
 }
 
@@ -72,16 +79,27 @@ impl<V> Names<V> {
 
     #[inline(always)]
     pub(crate) fn get(&self, name: &[u8]) -> Option<&V> {
+        self.position(name).map(|i| &self.entries[i].2)
+    }
+
+    /// Where a name is, for [`Names::at`].
+    #[inline(always)]
+    pub(crate) fn position(&self, name: &[u8]) -> Option<usize> {
         match &self.index {
             None => {
                 let key = NameKey::of(name);
                 self.entries
                     .iter()
-                    .find(|(k, n, _)| *k == key && (key.len <= 8 || n[8..] == name[8..]))
-                    .map(|(_, _, v)| v)
+                    .position(|(k, n, _)| *k == key && (key.len <= 8 || n[8..] == name[8..]))
             }
-            Some(index) => index.get(name).map(|&i| &self.entries[i].2),
+            Some(index) => index.get(name).copied(),
         }
+    }
+
+    /// The value at a position [`Names::position`] gave.
+    #[inline(always)]
+    pub(crate) fn at(&self, position: usize) -> &V {
+        &self.entries[position].2
     }
 
     pub(crate) fn names(&self) -> impl Iterator<Item = &[u8]> {

@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 
 use bytes::BytesMut;
-use ringrpc_codec::{encode_reply_with, Message};
+use ringrpc_codec::{encode_plain_reply_with, encode_reply_with, Message};
 
 use crate::context::DEADLINE_EXCEEDED;
 use crate::interceptor::{CallResult, Interceptors};
@@ -146,11 +146,17 @@ pub(crate) fn write_result<R: Payload>(
     }
     let serialize = request.serialize_type();
     let metadata = ctx.response_metadata();
-    let pairs = metadata.iter().flat_map(|builder| builder.pairs());
     let written = match result {
-        Ok(reply) => encode_reply_with(out, request, None, pairs, 0, |buf| {
-            reply.encode(serialize, buf)
-        }),
+        // The common reply (no response metadata) through the codec's shortest path.
+        Ok(reply) if metadata.is_none() => {
+            encode_plain_reply_with(out, request, 0, |buf| reply.encode(serialize, buf))
+        }
+        Ok(reply) => {
+            let pairs = metadata.iter().flat_map(|builder| builder.pairs());
+            encode_reply_with(out, request, None, pairs, 0, |buf| {
+                reply.encode(serialize, buf)
+            })
+        }
         Err(CallError::Decode(text)) => {
             write_error(out, request, text);
             return None;
@@ -160,11 +166,13 @@ pub(crate) fn write_result<R: Payload>(
             return None;
         }
         Err(CallError::Service(error)) => {
+            let pairs = metadata.iter().flat_map(|builder| builder.pairs());
             encode_reply_with(out, request, Some(error.text()), pairs, 0, |buf| {
                 R::encode_zero(serialize, buf)
             })
         }
         Err(CallError::Panic(text)) => {
+            let pairs = metadata.iter().flat_map(|builder| builder.pairs());
             encode_reply_with(out, request, Some(text), pairs, 0, |buf| {
                 R::encode_zero(serialize, buf)
             })

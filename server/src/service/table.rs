@@ -5,7 +5,7 @@
 //! Each worker builds its own table (the server's factory runs once per worker thread), so a
 //! lookup touches only its core's memory and handlers may hold `Rc` state.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
@@ -16,7 +16,7 @@ use crate::context::DEADLINE_EXCEEDED;
 use crate::interceptor::{Interceptor, Interceptors, Refusal};
 use crate::serialize::{has_codec, CodecError};
 use crate::service::method::{LocalFuture, MethodFn};
-use crate::service::names::Names;
+use crate::service::names::{NameKey, Names};
 use crate::service::raw::{run_raw, RawFn, RawReply};
 use crate::service::reply::{write_error, ReplySink};
 use crate::service::{IntoService, RegistrationError, ServiceError};
@@ -111,6 +111,7 @@ impl ServiceTableBuilder {
             interceptors: Interceptors::new(self.interceptors),
             raw_key: RefCell::new(Vec::new()),
             scratch: RefCell::new(BytesMut::new()),
+            last_route: Cell::new(None),
         }
     }
 }
@@ -136,6 +137,18 @@ pub struct ServiceTable {
     raw_key: RefCell<Vec<u8>>,
     /// Scratch space for a reply payload while interceptors look at it.
     scratch: RefCell<BytesMut>,
+    /// The last route found, when both its names are short enough for their keys to be whole:
+    /// a connection calling one method again and again (the common load) skips both lookups.
+    last_route: Cell<Option<RouteHit>>,
+}
+
+/// A route found: the names' keys and the positions of the service and its method.
+#[derive(Clone, Copy)]
+struct RouteHit {
+    path: NameKey,
+    method: NameKey,
+    service_at: usize,
+    method_at: usize,
 }
 
 impl ServiceTable {
@@ -304,22 +317,50 @@ impl ServiceTable {
     /// The method a request names, or Go's error text for the miss.
     #[inline(always)]
     fn route(&self, request: &Message) -> Result<&MethodFn, String> {
-        let Some(methods) = self.services.get(request.service_path()) else {
-            return Err(format!(
-                "rpcx: can't find service {}",
-                String::from_utf8_lossy(request.service_path())
-            ));
-        };
-        let Some(method) = methods.get(request.service_method()) else {
-            return Err(format!(
-                "rpcx: can't find method {}",
-                String::from_utf8_lossy(request.service_method())
-            ));
+        let path = NameKey::of(request.service_path());
+        let method = NameKey::of(request.service_method());
+        let method = match self.last_route.get() {
+            Some(hit) if hit.path == path && hit.method == method => {
+                self.services.at(hit.service_at).at(hit.method_at)
+            }
+            _ => self.look_up(request, path, method)?,
         };
         let serialize = request.serialize_type();
         if !has_codec(serialize) {
             return Err(CodecError::NoCodec(serialize.bits()).to_string());
         }
         Ok(method)
+    }
+
+    /// Finds the method a request names (remembering the route when its keys are whole), or
+    /// Go's error text for the miss.
+    fn look_up(
+        &self,
+        request: &Message,
+        path: NameKey,
+        method: NameKey,
+    ) -> Result<&MethodFn, String> {
+        let Some(service_at) = self.services.position(request.service_path()) else {
+            return Err(format!(
+                "rpcx: can't find service {}",
+                String::from_utf8_lossy(request.service_path())
+            ));
+        };
+        let methods = self.services.at(service_at);
+        let Some(method_at) = methods.position(request.service_method()) else {
+            return Err(format!(
+                "rpcx: can't find method {}",
+                String::from_utf8_lossy(request.service_method())
+            ));
+        };
+        if path.is_whole() && method.is_whole() {
+            self.last_route.set(Some(RouteHit {
+                path,
+                method,
+                service_at,
+                method_at,
+            }));
+        }
+        Ok(methods.at(method_at))
     }
 }
