@@ -11,6 +11,7 @@ use bytes::{Buf, BytesMut};
 use monoio::buf::{IoBufMut, IoVecBufMut, RawBuf};
 use monoio::io::{AsyncReadRent, CancelHandle, CancelableAsyncReadRent};
 use monoio::BufResult;
+use ringrpc_io::OwnInstance;
 
 /// A reader that yields `prefix` first, then reads `inner`.
 pub struct Prefixed<R> {
@@ -57,38 +58,21 @@ impl<R> Prefixed<R> {
     }
 }
 
-/// A buffer read into on behalf of [`Prefixed`]: a type of its own, so that these rare
-/// connections' reads are other instances of monoio's read futures than the binary loop's. One
-/// instance with two callers is inlined into neither: after CONNECT shared the plain TCP read's
-/// instance, every binary request paid about 250 instructions more (callgrind, 10 x 1).
-struct Handed<T>(T);
-
-// SAFETY: every method forwards to `T`'s own `IoBufMut` implementation, so its guarantees (a
-// stable pointer while the runtime holds the buffer, `set_init` within the room) are `T`'s.
-unsafe impl<T: IoBufMut> IoBufMut for Handed<T> {
-    #[inline]
-    fn write_ptr(&mut self) -> *mut u8 {
-        self.0.write_ptr()
-    }
-
-    #[inline]
-    fn bytes_total(&mut self) -> usize {
-        self.0.bytes_total()
-    }
-
-    #[inline]
-    unsafe fn set_init(&mut self, pos: usize) {
-        // SAFETY: the caller's guarantee for `pos` is the one `T` asks for.
-        unsafe { self.0.set_init(pos) }
-    }
-}
+/// The read site of [`Prefixed`] (see [`ringrpc_io::read_instance`]): these rare connections'
+/// reads are other instances of monoio's read futures than the binary loop's (after CONNECT
+/// shared the plain TCP read's instance, every binary request paid about 250 instructions more).
+enum ReplayedRead {}
 
 impl<R: AsyncReadRent> AsyncReadRent for Prefixed<R> {
     async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
         match self.replay(&mut buf) {
             Some(n) => (Ok(n), buf),
             None => {
-                let (result, Handed(buf)) = self.inner.read(Handed(buf)).await;
+                let (result, buf) = self
+                    .inner
+                    .read(OwnInstance::<_, ReplayedRead>::new(buf))
+                    .await;
+                let buf = buf.into_inner();
                 (result, buf)
             }
         }
@@ -111,7 +95,11 @@ impl<R: CancelableAsyncReadRent> CancelableAsyncReadRent for Prefixed<R> {
         match self.replay(&mut buf) {
             Some(n) => (Ok(n), buf),
             None => {
-                let (result, Handed(buf)) = self.inner.cancelable_read(Handed(buf), c).await;
+                let (result, buf) = self
+                    .inner
+                    .cancelable_read(OwnInstance::<_, ReplayedRead>::new(buf), c)
+                    .await;
+                let buf = buf.into_inner();
                 (result, buf)
             }
         }

@@ -9,36 +9,15 @@
 use std::io;
 
 use bytes::{Buf, BytesMut};
-use monoio::buf::{IoBufMut, SliceMut};
+use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, CancelHandle, CancelableAsyncReadRent};
 use ringrpc_codec::{DecodeError, Decoder, Header, Message};
 
-/// The buffer's room handed to a cancelable read. A type of its own so that the plain read
-/// ([`FrameReader::fill`]) and the cancelable one are two instances of monoio's read future:
-/// one instance awaited from both places is not inlined into either, which costs the server
-/// about 200 instructions per read (callgrind, 10 connections x 1 request in flight).
-struct CancelableRoom(SliceMut<BytesMut>);
+use crate::read_instance::OwnInstance;
 
-// SAFETY: every method forwards to `SliceMut<BytesMut>`'s own `IoBufMut` implementation, whose
-// guarantees (a stable pointer while the runtime holds the buffer, `set_init` within the room)
-// are therefore those of this type.
-unsafe impl IoBufMut for CancelableRoom {
-    #[inline]
-    fn write_ptr(&mut self) -> *mut u8 {
-        self.0.write_ptr()
-    }
-
-    #[inline]
-    fn bytes_total(&mut self) -> usize {
-        self.0.bytes_total()
-    }
-
-    #[inline]
-    unsafe fn set_init(&mut self, pos: usize) {
-        // SAFETY: the caller's guarantee for `pos` is the one the inner buffer asks for.
-        unsafe { self.0.set_init(pos) }
-    }
-}
+/// The read site of [`FrameReader::fill_cancelable`] (see [`crate::read_instance`]): its own
+/// instance of monoio's read future, not the plain read's.
+enum CancelableRead {}
 
 /// The receive buffer of one connection and the decoder that finds frames in it.
 #[derive(Debug)]
@@ -83,9 +62,12 @@ impl FrameReader {
         let cap = self.buf.capacity();
         let buf = std::mem::take(&mut self.buf);
         let (result, room) = reader
-            .cancelable_read(CancelableRoom(buf.slice_mut(filled..cap)), cancel)
+            .cancelable_read(
+                OwnInstance::<_, CancelableRead>::new(buf.slice_mut(filled..cap)),
+                cancel,
+            )
             .await;
-        self.buf = room.0.into_inner();
+        self.buf = room.into_inner().into_inner();
         result
     }
 
