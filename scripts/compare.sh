@@ -326,6 +326,12 @@ cell() {
 		echo "failed"
 		return
 	}
+	# Not a single answer: the server does not serve this load (a peer without the method) or
+	# broke at once; say so rather than print zeros.
+	if [[ "$(value "$load" "$name" requests)" == 0 ]]; then
+		echo "no reply ($(value "$load" "$name" errors) errors)"
+		return
+	fi
 	if [[ "$load" == open ]]; then
 		mine=$(value "$load" "$name" latency_us.p99)
 		ref=$(value "$load" ringrpc latency_us.p99)
