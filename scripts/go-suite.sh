@@ -16,7 +16,7 @@ Runs the rpcx conformance suite in server/tests/go-client with the stock Go rpcx
      the suite with RPCX_SERVER_KIND=go: every case must pass there;
   3. if a ringrpc server binary exists, starts five instances of it the same way (--addr
      127.0.0.1:PORT --threads 1; two plain, one with --auth-token, one with --rate-limit, one with
-     --tls-cert/--tls-key; CONNECT is served on the plain port) and runs the suite with
+     --tls-cert/--tls-key --tls-only; CONNECT is served on the plain port) and runs the suite with
      RPCX_SERVER_KIND=ringrpc: every case must pass there too.
 
 For the etcd cases (etcd_test.go) it starts one etcd on free 127.0.0.1 ports for both runs
@@ -308,7 +308,7 @@ if [[ -n "$ringrpc_bin" ]]; then
 	rr_auth_addr=$addr
 	start_ringrpc ringrpc-rate --rate-limit "$rate"
 	rr_rate_addr=$addr
-	start_ringrpc ringrpc-tls --tls-cert "$tls_cert" --tls-key "$tls_key"
+	start_ringrpc ringrpc-tls --tls-cert "$tls_cert" --tls-key "$tls_key" --tls-only
 	rr_tls_addr=$addr
 	# CONNECT mode is served on the main port, with everything else.
 	export RPCX_TLS_ADDR=$rr_tls_addr RPCX_CONNECT_ADDR=$rr_addr

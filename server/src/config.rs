@@ -71,6 +71,9 @@ pub struct ServerConfig {
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// A TLS handshake not finished after this long: the connection is closed. Default 10 s.
     pub tls_handshake_timeout: Duration,
+    /// With [`ServerConfig::tls`], refuse every connection that does not open with a TLS
+    /// handshake (plain binary, HTTP, CONNECT); off by default: plain TCP and TLS share the port.
+    pub tls_only: bool,
     /// TLS handshakes in progress per worker (core); past it new TLS connections are closed at
     /// once, so a flood of handshakes cannot take the core's CPU. Default 64.
     pub max_tls_handshakes: usize,
@@ -100,6 +103,7 @@ impl Default for ServerConfig {
             http_header_timeout: Some(Self::DEFAULT_HTTP_HEADER_TIMEOUT),
             tls: None,
             tls_handshake_timeout: Self::DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+            tls_only: false,
             max_tls_handshakes: Self::DEFAULT_MAX_TLS_HANDSHAKES,
         }
     }
@@ -239,6 +243,13 @@ impl ServerConfig {
     /// [`crate::tls::load_pem`] for one from PEM files).
     pub fn tls(mut self, tls: std::sync::Arc<rustls::ServerConfig>) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Refuses plain (non-TLS) connections when TLS is configured: for a port that must never
+    /// carry traffic in the clear. Without [`ServerConfig::tls`] it has no effect.
+    pub fn tls_only(mut self, tls_only: bool) -> Self {
+        self.tls_only = tls_only;
         self
     }
 

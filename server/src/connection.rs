@@ -154,6 +154,11 @@ async fn serve_in_span(accepted: Accepted, table: Rc<ServiceTable>, config: Rc<S
     // One port for every client: anything but binary rpcx (HTTP, TLS) is served elsewhere. A peek,
     // once per connection: the binary path below reads the socket as it did before.
     let protocol = crate::protocol_sniff::sniff_socket(&stream, config.tls.is_some());
+    if config.tls_only && config.tls.is_some() && protocol != crate::protocol_sniff::Protocol::Tls {
+        entry.watch.refuse(Reason::PlainRefused, None);
+        table.on_close(peer);
+        return;
+    }
     if protocol != crate::protocol_sniff::Protocol::Binary {
         let shared = crate::port_sharing::Shared {
             peer,

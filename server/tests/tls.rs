@@ -182,3 +182,33 @@ fn plain_binary_clients_share_the_port_with_tls() {
         assert_eq!(recv_frame(&mut tls, &mut buf).payload(), b"tls");
     }
 }
+
+#[test]
+fn a_tls_only_server_refuses_plain_clients_and_serves_tls() {
+    let server = tls_server(ServerConfig::default().tls_only(true));
+    // Plain binary rpcx: closed without a reply, counted.
+    let mut plain = TcpStream::connect(server.addr).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let frame = common::request(1, "Echo", "Echo", SerializeType::Raw, &[], b"clear");
+    plain.write_all(&frame).unwrap();
+    let mut rest = Vec::new();
+    let _ = plain.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "a plain client got bytes back: {rest:?}");
+    assert!(counted(&server, Reason::PlainRefused));
+    // Plain HTTP: closed too.
+    let mut http = TcpStream::connect(server.addr).unwrap();
+    http.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = http.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "a plain HTTP client got an answer");
+    // TLS still served.
+    let mut tls = tls_connect(&server);
+    let mut buf = bytes::BytesMut::new();
+    let frame = common::request(2, "Echo", "Echo", SerializeType::Raw, &[], b"sealed");
+    tls.write_all(&frame).unwrap();
+    assert_eq!(recv_frame(&mut tls, &mut buf).payload(), b"sealed");
+}

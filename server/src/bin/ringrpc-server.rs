@@ -124,6 +124,10 @@ struct Args {
     /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// With --tls-cert: refuse connections that do not open with a TLS handshake (by default
+    /// plain TCP and TLS share the port).
+    #[arg(long, requires = "tls_cert")]
+    tls_only: bool,
     /// Seconds a TLS handshake may take before the connection is closed.
     #[arg(long, default_value_t = ServerConfig::DEFAULT_TLS_HANDSHAKE_TIMEOUT.as_secs_f64())]
     tls_handshake_timeout: f64,
@@ -180,7 +184,8 @@ fn main() -> ExitCode {
         .tls_handshake_timeout(Duration::from_secs_f64(
             args.tls_handshake_timeout.max(0.001),
         ))
-        .max_tls_handshakes(args.max_tls_handshakes);
+        .max_tls_handshakes(args.max_tls_handshakes)
+        .tls_only(args.tls_only);
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         match ringrpc_server::tls::load_pem(cert, key) {
             Ok(tls) => config = config.tls(tls),

@@ -43,11 +43,13 @@ pub enum Reason {
     TlsHandshake,
     /// The worker already runs its maximum of TLS handshakes: closed at once.
     TlsHandshakeCap,
+    /// A connection that does not open with a TLS handshake on a TLS-only server: closed.
+    PlainRefused,
 }
 
 impl Reason {
     /// Every reason, in the order of [`RefusalCounts`]' counters.
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::IdleTimeout,
         Reason::FrameReadTimeout,
         Reason::WriteTimeout,
@@ -59,6 +61,7 @@ impl Reason {
         Reason::HttpTooLarge,
         Reason::TlsHandshake,
         Reason::TlsHandshakeCap,
+        Reason::PlainRefused,
     ];
 
     fn index(self) -> usize {
@@ -79,6 +82,7 @@ impl Reason {
             Reason::HttpTooLarge => "http_too_large",
             Reason::TlsHandshake => "tls_handshake",
             Reason::TlsHandshakeCap => "tls_handshake_cap",
+            Reason::PlainRefused => "plain_refused",
         }
     }
 }
@@ -99,6 +103,7 @@ impl fmt::Display for Reason {
             Reason::HttpTooLarge => "HTTP request over the size limits: closing",
             Reason::TlsHandshake => "TLS handshake failed or timed out: closing",
             Reason::TlsHandshakeCap => "TLS handshake cap of this core reached: refused",
+            Reason::PlainRefused => "not TLS on a TLS-only server: refused",
         })
     }
 }
