@@ -15,13 +15,23 @@ use ringrpc_server::{
     demo, RegistrationError, Running, Server, ServerConfig, ServiceTable, Shutdown, WorkerId,
 };
 
-/// A free port on 127.0.0.1 (for a server binary started by a test).
+/// A free port on 127.0.0.1 (for a server binary started by a test), never the same twice in
+/// one test process: the kernel may hand a just-released port out again, and since ringrpc binds
+/// with `SO_REUSEPORT`, two test servers would then share it and take each other's connections.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap();
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// Waits (10 s at most) until something accepts connections on `addr`: a server binary a test
