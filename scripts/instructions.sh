@@ -16,6 +16,12 @@ requests alone:
   instructions/request = Ir of dump 2 / --requests
 
 Only the server process is counted, and only userspace: the kernel's share of the IO is not in it.
+
+requests/write is the measured requests over the send operations the server completed (from the
+callgrind dump). At 10 x 1 it is 1; at 10 x 32 it is the batch size, which the client's timing
+decides (more on a loaded machine, fewer on a quiet one), and the per-request count follows it:
+reads and writes are shared by the requests of a batch. Compare 10 x 32 counts at similar
+requests/write only.
 These counts are stable between runs of one binary (unlike timings on a shared machine), so they
 show what a change costs on the hot path. Compare builds made the same way: this script builds all
 three binaries in one cargo command, and LTO's inlining, a whole-program decision, can move a
@@ -222,12 +228,25 @@ dump_total() {
 	return 1
 }
 
+# requests_per_write DUMP: measured requests per send operation the server completed, from the
+# calls to the send op's destructor in callgrind dump DUMP ("-" if none were recorded). Batching
+# sets the per-request count at 10 x 32: per-read and per-write costs are shared by the requests
+# of a batch, and the client's timing, not the server, decides how many a batch holds.
+requests_per_write() {
+	awk -v n="$requests" '
+		/^cfn=/ { sends = ($0 ~ /drop_in_place<monoio::driver::op::Op<monoio::driver::op::send::Send/) }
+		/^calls=/ && sends { split($0, f, /[= ]/); total += f[2]; sends = 0 }
+		END { if (total > 0) printf "%.1f", n / total; else printf "-" }
+	' "$1"
+}
+
 # instructions SERVER LOAD: set ir to the userspace instructions per measured request (empty on
 # failure). It sets a variable rather than printing so that it runs in this shell, where the EXIT
 # trap can stop the server.
 instructions() {
 	local name=$1 load=$2 bin pid cg total
 	ir=""
+	per_write=""
 	bin=$(server_bin "$name")
 	cg=$work/callgrind.$name.$load
 	start_server "$name" "$server_cpu" "$work/$name.$load.valgrind.log" \
@@ -239,6 +258,7 @@ instructions() {
 	if send "$warmup_requests" "$load" && dump_total "$pid" "$cg" 1 >/dev/null &&
 		send "$requests" "$load" && total=$(dump_total "$pid" "$cg" 2); then
 		ir=$(awk -v t="$total" -v n="$requests" 'BEGIN { printf "%.1f", t / n }')
+		per_write=$(requests_per_write "$cg.2")
 	fi
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
@@ -292,7 +312,7 @@ syscalls() {
 	stop_server "$pid"
 }
 
-# rows[i] = "server<TAB>load<TAB>instructions<TAB>syscalls"
+# rows[i] = "server|load|instructions|syscalls|requests per write" ('|': empty fields stay fields)
 rows=()
 for name in "${server_list[@]}"; do
 	for load in "${load_list[@]}"; do
@@ -303,17 +323,17 @@ for name in "${server_list[@]}"; do
 			say "$name, $load: strace, $warmup_requests + $strace_requests requests"
 			syscalls "$name" "$load" || true
 		fi
-		rows+=("$name"$'\t'"$load"$'\t'"$ir"$'\t'"$sc")
+		rows+=("$name|$load|$ir|$sc|$per_write")
 	done
 done
 
 if [[ -n $markdown ]]; then
 	{
-		echo "| server | load | userspace instructions / request | syscalls / request |"
-		echo "|---|---|---|---|"
+		echo "| server | load | userspace instructions / request | syscalls / request | requests / write |"
+		echo "|---|---|---|---|---|"
 		for r in "${rows[@]}"; do
-			IFS=$'\t' read -r s l ir sc <<<"$r"
-			echo "| $s | $l | ${ir:--} | ${sc:--} |"
+			IFS='|' read -r s l ir sc pw <<<"$r"
+			echo "| $s | $l | ${ir:--} | ${sc:--} | ${pw:--} |"
 		done
 		echo
 		echo "Server alone on CPU $server_cpu, ringrpc-bench on CPU $client_cpu; callgrind over $requests" \
@@ -329,17 +349,18 @@ if ((json)); then
 		"$warmup_requests" "$requests" "$strace_requests"
 	sep=""
 	for r in "${rows[@]}"; do
-		IFS=$'\t' read -r s l ir sc <<<"$r"
-		printf '%s{"server":"%s","load":"%s","instructions_per_request":%s,"syscalls_per_request":%s}' \
-			"$sep" "$s" "$l" "${ir:-null}" "${sc:-null}"
+		IFS='|' read -r s l ir sc pw <<<"$r"
+		[[ "$pw" != "-" ]] || pw=""
+		printf '%s{"server":"%s","load":"%s","instructions_per_request":%s,"syscalls_per_request":%s,"requests_per_write":%s}' \
+			"$sep" "$s" "$l" "${ir:-null}" "${sc:-null}" "${pw:-null}"
 		sep=,
 	done
 	printf ']}\n'
 else
-	printf '\n%-12s %-11s %14s %14s\n' server load "instr/req" "syscalls/req"
+	printf '\n%-12s %-11s %14s %14s %12s\n' server load "instr/req" "syscalls/req" "req/write"
 	for r in "${rows[@]}"; do
-		IFS=$'\t' read -r s l ir sc <<<"$r"
-		printf '%-12s %-11s %14s %14s\n' "$s" "$l" "${ir:--}" "${sc:--}"
+		IFS='|' read -r s l ir sc pw <<<"$r"
+		printf '%-12s %-11s %14s %14s %12s\n' "$s" "$l" "${ir:--}" "${sc:--}" "${pw:--}"
 	done
 	echo "(server side, userspace; callgrind over $requests requests after $warmup_requests," \
 		"strace over $strace_requests)"
