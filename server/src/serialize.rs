@@ -61,8 +61,8 @@ pub fn encode_serde<T: Serialize>(
     out: &mut BytesMut,
 ) -> Result<(), CodecError> {
     match serialize {
-        SerializeType::Json => Ok(serde_json::to_writer(PayloadWriter(out), value)?),
-        SerializeType::MsgPack => Ok(msgpack::to_writer_go(&mut PayloadWriter(out), value)?),
+        SerializeType::Json => Ok(serde_json::to_writer(OutputWriter(out), value)?),
+        SerializeType::MsgPack => Ok(msgpack::to_writer_go(&mut OutputWriter(out), value)?),
         SerializeType::Raw => Err(CodecError::NotRawBytes(std::any::type_name::<T>())),
         SerializeType::Protobuf => Err(CodecError::NotProtobuf(std::any::type_name::<T>())),
         other => Err(CodecError::NoCodec(other.bits())),
@@ -73,9 +73,9 @@ pub fn encode_serde<T: Serialize>(
 /// time and punctuation a byte at a time (`{`, `"`, `:`): a single byte is pushed inline, longer
 /// writes are one copy, where the `bytes` writer went through `write_all`'s loop and a `memcpy`
 /// call for every byte of punctuation.
-struct PayloadWriter<'a>(&'a mut BytesMut);
+struct OutputWriter<'a>(&'a mut BytesMut);
 
-impl std::io::Write for PayloadWriter<'_> {
+impl std::io::Write for OutputWriter<'_> {
     #[inline]
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.write_all(buf)?;
