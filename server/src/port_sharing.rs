@@ -33,7 +33,7 @@ pub struct Shared<'a> {
     pub table: &'a Rc<ServiceTable>,
     pub config: &'a ServerConfig,
     pub worker: &'a Rc<WorkerState>,
-    pub entry: &'a ConnectionEntry,
+    pub entry: &'a Rc<ConnectionEntry>,
 }
 
 impl Shared<'_> {

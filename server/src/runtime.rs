@@ -30,6 +30,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use monoio::net::{TcpListener, TcpStream};
 use ringrpc_io::cpus::machine_cpus;
 use ringrpc_io::{pin_current_thread, IoDriver, IoUnavailable, WakerSlot};
@@ -140,6 +141,12 @@ pub struct ConnectionEntry {
     canceller: RefCell<Option<monoio::io::Canceller>>,
     /// What the limits watch: frame, partial-frame and write clocks, queued reply bytes.
     pub watch: Rc<ConnectionWatch>,
+    /// The connection's output buffer: replies waiting to be written. After a write, the written
+    /// buffer stays here, emptied, for the next replies (see the connection's writer); it lives
+    /// in the entry rather than the connection so that the sweeper can give an empty one back to
+    /// the pool once the connection has gone quiet: an idle connection holds no output buffer
+    /// past [`RELEASE_AFTER_TICKS`].
+    pub(crate) output: RefCell<BytesMut>,
 }
 
 impl ConnectionEntry {
@@ -157,6 +164,15 @@ impl ConnectionEntry {
             .borrow_mut()
             .get_or_insert_with(monoio::io::Canceller::new)
             .handle()
+    }
+
+    /// Gives the output buffer back to `pool` if it holds nothing (a quiet connection's).
+    fn release_output(&self, pool: &Pool) {
+        if let Ok(mut out) = self.output.try_borrow_mut() {
+            if out.is_empty() && out.capacity() != 0 {
+                pool.give_output(std::mem::take(&mut *out));
+            }
+        }
     }
 
     fn cancel_read(&self) {
@@ -252,6 +268,7 @@ impl WorkerState {
             fd,
             last_read: Cell::new(self.tick.get()),
             canceller: RefCell::new(None),
+            output: RefCell::new(BytesMut::new()),
             watch: Rc::new(ConnectionWatch::new(socket, peer, self.limits.clone())),
         });
         (self.connections.borrow_mut().insert(entry.clone()), entry)
@@ -267,6 +284,7 @@ impl WorkerState {
         for (_, entry) in self.connections.borrow().iter() {
             if tick.wrapping_sub(entry.last_read.get()) >= RELEASE_AFTER_TICKS {
                 entry.cancel_read();
+                entry.release_output(&self.pool);
             }
             sweeper::sweep(&self.limits, &entry.watch, now);
         }

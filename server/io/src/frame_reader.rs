@@ -25,6 +25,8 @@ pub struct FrameReader {
     buf: BytesMut,
     decoder: Decoder,
     read_size: usize,
+    /// The room offered to the last read: a read that filled it suggests more is waiting.
+    last_room: usize,
 }
 
 impl FrameReader {
@@ -35,6 +37,7 @@ impl FrameReader {
             buf,
             decoder,
             read_size: read_size.max(1),
+            last_room: 0,
         }
     }
 
@@ -44,6 +47,7 @@ impl FrameReader {
         self.make_room();
         let filled = self.buf.len();
         let cap = self.buf.capacity();
+        self.last_room = cap - filled;
         let buf = std::mem::take(&mut self.buf);
         let (result, slice) = reader.read(buf.slice_mut(filled..cap)).await;
         self.buf = slice.into_inner();
@@ -60,6 +64,7 @@ impl FrameReader {
         self.make_room();
         let filled = self.buf.len();
         let cap = self.buf.capacity();
+        self.last_room = cap - filled;
         let buf = std::mem::take(&mut self.buf);
         let (result, room) = reader
             .cancelable_read(
@@ -89,6 +94,13 @@ impl FrameReader {
             _ => 0,
         };
         rest_of_frame.max(self.read_size)
+    }
+
+    /// The room the last read was offered ([`FrameReader::fill`]): a read of that many bytes
+    /// filled it.
+    #[inline]
+    pub fn last_room(&self) -> usize {
+        self.last_room
     }
 
     /// Bytes the buffer can take without growing.
