@@ -80,7 +80,7 @@ struct Shared {
 
 impl Shared {
     /// The output buffer, with room taken from the pool if it has none.
-    #[inline]
+    #[inline(always)]
     fn out(&self) -> std::cell::RefMut<'_, BytesMut> {
         let mut out = self.entry.output.borrow_mut();
         if out.capacity() == 0 {
@@ -236,8 +236,9 @@ pub async fn serve_halves<R, W>(
     let mut frames = FrameReader::new(BytesMut::new(), Decoder::new(config.limits), SMALL);
     // Streaming: the last read filled its room, so more is likely waiting: read big.
     let mut streaming = false;
-    // Back-pressure: past either cap, no frame is dispatched (and nothing read) until the
-    // writer or the running requests catch up.
+    // Back-pressure: past a cap (running requests, queued reply bytes, the per-core reply
+    // budget), no frame is dispatched and nothing read until the writer or the running requests
+    // catch up. False once the connection aborts.
     let over = || {
         let out = shared.entry.output.borrow().len();
         !shared.aborted.get()
@@ -250,67 +251,66 @@ pub async fn serve_halves<R, W>(
         registration.make_current();
         // Dispatch every whole frame buffered, as the caps allow.
         'frames: loop {
-            if over() {
-                shared.writer.wake();
-                if shared.in_flight.get() < config.max_in_flight {
-                    // limits: paused for its queued replies, not for its running requests.
-                    shrink_while_paused(&mut frames, &shared);
-                }
-                shared.reader.wait_until(|| !over()).await;
-                registration.make_current();
-            }
             if shared.aborted.get() {
                 break 'read;
             }
-            // One borrow of the output buffer for a run of frames (nothing else runs meanwhile).
-            let mut out = shared.out();
-            loop {
-                match frames.next_frame() {
-                    Ok(Some(request)) => {
-                        watch.frame_done(); // limits: idle and frame-read clocks
-                        tracing::debug!(
-                            seq = request.seq(),
-                            path = %String::from_utf8_lossy(request.service_path()),
-                            method = %String::from_utf8_lossy(request.service_method()),
-                            "request"
-                        );
-                        match table.dispatch(request, peer, &mut out) {
-                            Dispatch::Done => {}
-                            Dispatch::Pending(reply) => spawn_pending(&shared, reply),
-                            // Its error reply and every earlier one still go out
-                            // (Rejection::and_close).
-                            Dispatch::Close => break 'read,
+            // One borrow of the output buffer for a run of frames (nothing else runs meanwhile);
+            // the run ends when the buffer holds no whole frame or past a cap.
+            let capped = {
+                let mut out = shared.out();
+                loop {
+                    match frames.next_frame() {
+                        Ok(Some(request)) => {
+                            watch.frame_done(); // limits: idle and frame-read clocks
+                            tracing::debug!(
+                                seq = request.seq(),
+                                path = %String::from_utf8_lossy(request.service_path()),
+                                method = %String::from_utf8_lossy(request.service_method()),
+                                "request"
+                            );
+                            match table.dispatch(request, peer, &mut out) {
+                                Dispatch::Done => {}
+                                Dispatch::Pending(reply) => spawn_pending(&shared, reply),
+                                // Its error reply and every earlier one still go out
+                                // (Rejection::and_close).
+                                Dispatch::Close => break 'read,
+                            }
+                        }
+                        Ok(None) => break false,
+                        Err(e) => {
+                            log_protocol_error(watch, &e);
+                            // Replies already made for earlier frames still go out; then the
+                            // connection closes without answering the bad frame (spec 1.8).
+                            break 'read;
                         }
                     }
-                    Ok(None) => break 'frames,
-                    Err(e) => {
-                        log_protocol_error(watch, &e);
-                        // Replies already made for earlier frames still go out; then the
-                        // connection closes without answering the bad frame (spec 1.8).
-                        break 'read;
+                    if out.len() >= config.max_pending_write
+                        || shared.in_flight.get() >= config.max_in_flight
+                        || over_budget(out.len())
+                    {
+                        break true;
                     }
                 }
-                if out.len() >= config.max_pending_write
-                    || shared.in_flight.get() >= config.max_in_flight
-                    || over_budget(out.len())
-                {
-                    // Past a cap: back to the top, where the reader waits.
-                    continue 'frames;
-                }
+            };
+            if !capped {
+                break 'frames;
             }
+            // Past a cap: no further frame until the writer or the running requests catch up.
+            wait_for_room(&shared, &mut frames, &over, config.max_in_flight).await;
+            registration.make_current();
         }
         watch.buffered(frames.buffered()); // limits: frame-read clock
         if shared.has_output() {
             shared.writer.wake();
         }
-        // limits: past the per-core reply budget, the biggest queues stop being read.
-        if over_budget(shared.entry.output.borrow().len()) {
-            shared.writer.wake();
-            shrink_while_paused(&mut frames, &shared);
-            let out = || shared.entry.output.borrow().len();
-            let resumed = || shared.aborted.get() || !watch.over_budget(out());
-            shared.reader.wait_until(resumed).await;
-            registration.make_current();
+        // Past a cap, read nothing more until there is room (limits: past the per-core reply
+        // budget, the biggest queues stop being read). One check per read: the caps are also
+        // checked after every frame above.
+        if over() {
+            wait_for_room(&shared, &mut frames, &over, config.max_in_flight).await;
+            if shared.aborted.get() {
+                break 'read;
+            }
         }
 
         // The buffer for the next read: its size class follows the connection's mode.
@@ -406,6 +406,22 @@ fn spawn_pending(shared: &Rc<Shared>, reply: LocalFuture<Option<BytesMut>>) {
         }
         .in_current_span(),
     );
+}
+
+/// Waits until `over` (the connection's back-pressure caps) no longer holds or the connection
+/// aborts; the writer is woken first, since its progress is what makes room.
+async fn wait_for_room(
+    shared: &Shared,
+    frames: &mut FrameReader,
+    over: &impl Fn() -> bool,
+    max_in_flight: usize,
+) {
+    shared.writer.wake();
+    if shared.in_flight.get() < max_in_flight {
+        // limits: paused for its queued replies, not for its running requests.
+        shrink_while_paused(frames, shared);
+    }
+    shared.reader.wait_until(|| !over()).await;
 }
 
 /// limits: a connection paused for its queued replies (its peer reads slowly or not at all) keeps

@@ -5,6 +5,7 @@
 //! move into an async handler. It allocates nothing unless the handler sets response metadata.
 
 use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -30,8 +31,20 @@ pub struct Context {
     /// When an interceptor started timing the request ([`crate::clock::now_ns`]; 0: not timed).
     started: Cell<u64>,
     /// Created on first use: most handlers set none, and then there is nothing to drop. Boxed so
-    /// that an unset one is a null pointer: dropping it is one inline check.
-    response_metadata: RefCell<Option<Box<MetadataBuilder>>>,
+    /// that an unset one is a null pointer, and dropped by hand ([`Context`]'s `Drop`) so that
+    /// dropping an unset one is one inline check: the compiler's drop glue for it was an
+    /// outlined call costing 17 instructions per request (callgrind).
+    response_metadata: ManuallyDrop<RefCell<Option<Box<MetadataBuilder>>>>,
+}
+
+impl Drop for Context {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if self.response_metadata.get_mut().is_some() {
+            // SAFETY: dropped once, here, and never used after: `self` is being dropped.
+            unsafe { ManuallyDrop::drop(&mut self.response_metadata) }
+        }
+    }
 }
 
 impl Context {
@@ -55,7 +68,7 @@ impl Context {
             deadline_enforced: false,
             connection: push::current_connection(),
             started: Cell::new(0),
-            response_metadata: RefCell::new(None),
+            response_metadata: ManuallyDrop::new(RefCell::new(None)),
         }
     }
 
