@@ -1,8 +1,10 @@
 //! The per-core buffer pool: memory follows bytes in flight, not connections.
 //!
-//! A connection takes a buffer when bytes arrive or replies are queued and gives it back as soon
-//! as it drains, so an idle connection holds at most one small parked read buffer, and a burst's
-//! buffers are reused by the next burst instead of being allocated again. Two size classes:
+//! A connection takes a buffer when bytes arrive or replies are queued and gives it back when it
+//! drains (its large read buffer and its output buffer once it has been quiet for a second, from
+//! the worker's sweeper), so an idle connection holds at most one small parked read buffer, and a
+//! burst's buffers are reused by the next burst instead of being allocated again. Two size
+//! classes:
 //!
 //! - **small** ([`SMALL`], 1 KiB): the buffer a quiet connection parks its read with; one
 //!   latency-bound request (a 581-byte `Echo.Echo` is a 621-byte frame) fits whole.

@@ -20,12 +20,14 @@
 //! Memory follows bytes in flight (see [`crate::buffers`]):
 //! - a new connection waits for its first byte holding no buffer;
 //! - a quiet one parks its read with a small (1 KiB) buffer: a latency-bound request fits whole;
-//! - a read that fills its buffer makes the connection *streaming*: it reads with a large pooled
-//!   buffer, and when it then stays quiet for a second the worker's sweeper cancels that read
-//!   (no byte is lost: a cancelled read either read nothing or returns what it read) and the
+//! - a read that fills its buffer makes the connection *streaming*: it moves what it holds to a
+//!   large pooled buffer at once (so a pipelined burst is read whole, not 1 KiB at a time) and
+//!   reads with it, and when it then stays quiet for a second the worker's sweeper cancels that
+//!   read (no byte is lost: a cancelled read either read nothing or returns what it read) and the
 //!   buffer goes back to the pool;
 //! - the output buffer is taken from the pool when a reply is written (small for a quiet
-//!   connection, large for a streaming one) and given back after each write;
+//!   connection, large for a streaming one); after a write it stays for the next replies, and
+//!   the sweeper gives it back once the connection has been quiet for a second;
 //! - a connection whose peer reads slower than it sends (reading paused for its queued replies,
 //!   or a write the socket took only in part) keeps only the bytes it holds, in buffers of their
 //!   size, until it moves again (limits: a peer that stopped reading holds little until the
