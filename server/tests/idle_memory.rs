@@ -9,7 +9,7 @@
 //! - after one call each and a few seconds quiet: under 10 KiB each above the empty server, and
 //!   not above the RSS right after the calls — each keeps its connection state (loop, writer
 //!   task, limits watch, push registration) and a 1 KiB parked read buffer, no large buffer; the
-//!   burst's output buffers went back to the per-core pool (capped at 8 MiB, trimmed every 4 s).
+//!   burst's output buffers went back to the per-core pool (capped at 4 MiB, trimmed every 4 s).
 //!   Measured with the debug build: about 7.6 KiB each (95 MiB in all).
 
 mod common;
@@ -143,9 +143,9 @@ fn idle_connections_hold_no_buffers() {
         "{per_connection} B per connection once idle again"
     );
     // Buffers the writers hand back after `busy` was read wait in the per-core pools (at most
-    // `max_pooled_bytes`, 8 MiB, on each of the 2 workers) until a trim: growth past that is a leak.
+    // `max_pooled_bytes`, 4 MiB, on each of the 2 workers) until a trim: growth past that is a leak.
     assert!(
-        after <= busy + 2 * 8 * MIB,
+        after <= busy + 2 * 4 * MIB,
         "RSS grew by more than the pools after the connections went quiet"
     );
     drop(conns);
