@@ -5,12 +5,14 @@
 //! Bounds asserted (the kernel's socket memory is not in a process's RSS):
 //! - 10,000 connections that sent nothing: under 4 KiB each above the empty server, and under
 //!   64 MiB in all — a new connection holds no buffer until its first byte (measured with the
-//!   debug build: about 3.1 KiB each, 49 MiB in all);
+//!   debug build: about 1.1 KiB each, 23 MiB in all; 3.1 KiB and 49 MiB while the connection
+//!   task held its future twice);
 //! - after one call each and a few seconds quiet: under 10 KiB each above the empty server, and
 //!   not above the RSS right after the calls — each keeps its connection state (loop, writer
 //!   task, limits watch, push registration) and a 1 KiB parked read buffer, no large buffer; the
 //!   burst's output buffers went back to the per-core pool (capped at 4 MiB, trimmed every 4 s).
-//!   Measured with the debug build: about 7.6 KiB each (95 MiB in all).
+//!   Measured with the debug build: about 4.2 KiB each (55 MiB in all; 7.6 KiB and 95 MiB while
+//!   the connection task held its future twice).
 
 mod common;
 
