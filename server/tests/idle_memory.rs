@@ -5,12 +5,14 @@
 //! Bounds asserted (the kernel's socket memory is not in a process's RSS):
 //! - 10,000 connections that sent nothing: under 4 KiB each above the empty server, and under
 //!   64 MiB in all — a new connection holds no buffer until its first byte (measured with the
-//!   debug build: about 3.1 KiB each, 49 MiB in all);
+//!   debug build: about 1.1 KiB each, 23 MiB in all; 3.1 KiB and 49 MiB while the connection
+//!   task held its future twice);
 //! - after one call each and a few seconds quiet: under 10 KiB each above the empty server, and
 //!   not above the RSS right after the calls — each keeps its connection state (loop, writer
 //!   task, limits watch, push registration) and a 1 KiB parked read buffer, no large buffer; the
-//!   burst's output buffers went back to the per-core pool (capped at 8 MiB, trimmed every 4 s).
-//!   Measured with the debug build: about 7.6 KiB each (95 MiB in all).
+//!   burst's output buffers went back to the per-core pool (capped at 4 MiB, trimmed every 4 s).
+//!   Measured with the debug build: about 4.2 KiB each (55 MiB in all; 7.6 KiB and 95 MiB while
+//!   the connection task held its future twice).
 
 mod common;
 
@@ -143,9 +145,9 @@ fn idle_connections_hold_no_buffers() {
         "{per_connection} B per connection once idle again"
     );
     // Buffers the writers hand back after `busy` was read wait in the per-core pools (at most
-    // `max_pooled_bytes`, 8 MiB, on each of the 2 workers) until a trim: growth past that is a leak.
+    // `max_pooled_bytes`, 4 MiB, on each of the 2 workers) until a trim: growth past that is a leak.
     assert!(
-        after <= busy + 2 * 8 * MIB,
+        after <= busy + 2 * 4 * MIB,
         "RSS grew by more than the pools after the connections went quiet"
     );
     drop(conns);
