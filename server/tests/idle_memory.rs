@@ -13,6 +13,9 @@
 //!   burst's output buffers went back to the per-core pool (capped at 4 MiB, trimmed every 4 s).
 //!   Measured with the debug build: about 4.2 KiB each (55 MiB in all; 7.6 KiB and 95 MiB while
 //!   the connection task held its future twice).
+//! - then 1,000 of them make a 48 KiB call each: once quiet, the RSS falls by at least half of
+//!   the burst's large buffers (measured, debug build: 154 to 156 MiB right after, 70 MiB a few
+//!   seconds later).
 
 mod common;
 
@@ -24,6 +27,8 @@ use std::time::{Duration, Instant};
 use ringrpc_codec::SerializeType;
 
 const CONNECTIONS: usize = 10_000;
+/// Connections that make a bulk call after the small ones (see the end of the test).
+const BULK: usize = 1_000;
 const MIB: u64 = 1 << 20;
 
 /// Raises this process's open-file limit (the server inherits it): each side holds one end of
@@ -149,6 +154,43 @@ fn idle_connections_hold_no_buffers() {
     assert!(
         after <= busy + 2 * 4 * MIB,
         "RSS grew by more than the pools after the connections went quiet"
+    );
+
+    // A bulk burst: BULK connections each send a 48 KiB request. Each moves to large buffers
+    // (its read parked in a 64 KiB buffer, a 64 KiB output buffer kept after its reply), so
+    // the burst takes about 128 KiB per connection; once they are quiet the sweeper takes both
+    // back, the pool keeps at most its cap, and the allocator returns the rest (the binary sets
+    // mimalloc's purge delay to none: a delayed purge never ran in a server gone quiet, and the
+    // RSS stayed at its peak): the RSS falls back.
+    let payload = vec![b'y'; 48 << 10];
+    let bulk_frame = common::request(8, "Echo", "Echo", SerializeType::Raw, &[], &payload);
+    for conn in &mut conns[..BULK] {
+        conn.write_all(&bulk_frame).unwrap();
+    }
+    let mut bulk_reply = vec![0u8; bulk_frame.len()];
+    for conn in &mut conns[..BULK] {
+        conn.read_exact(&mut bulk_reply).unwrap();
+        assert_eq!(
+            &bulk_reply[bulk_reply.len() - payload.len()..],
+            &payload[..]
+        );
+    }
+    let bulk_busy = rss(pid);
+    std::thread::sleep(Duration::from_secs(6));
+    let bulk_after = settled_rss(pid, Duration::from_secs(10));
+    println!(
+        "RSS: right after a {} KiB call on {BULK} connections {:.1} MiB, idle again {:.1} MiB",
+        bulk_frame.len() >> 10,
+        bulk_busy as f64 / MIB as f64,
+        bulk_after as f64 / MIB as f64
+    );
+    // Half of the burst's large buffers, at least, must be back with the allocator.
+    let burst_buffers = BULK as u64 * (128 << 10);
+    assert!(
+        bulk_after + burst_buffers / 2 <= bulk_busy,
+        "RSS did not fall back after the bulk burst: {} MiB right after, {} MiB once quiet",
+        bulk_busy / MIB,
+        bulk_after / MIB
     );
     drop(conns);
 }
