@@ -26,12 +26,7 @@ fn json_report_has_its_numbers() {
         .arg(&hist)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = common::json_report(&output);
 
     assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["errors"].as_u64(), Some(0), "{report}");
@@ -109,12 +104,7 @@ fn tls_ca_loads_a_server_over_tls_with_every_reply_verified() {
         .args(["--verify", "--json", "--quiet"])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = common::json_report(&output);
     assert_eq!(report["requests"].as_u64(), Some(2000), "{report}");
     assert_eq!(report["errors"].as_u64(), Some(0), "{report}");
 }

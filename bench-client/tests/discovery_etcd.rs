@@ -81,12 +81,7 @@ fn finds_the_active_servers_and_loads_each() {
         ])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = common::json_report(&output);
     let servers = report["servers"].as_array().unwrap();
     assert_eq!(servers.len(), 2, "{report}");
     for server in servers {

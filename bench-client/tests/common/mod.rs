@@ -160,3 +160,14 @@ pub fn go_peer() -> Option<GoPeer> {
     let addr = line.trim().strip_prefix("listening on ")?.parse().ok()?;
     Some(GoPeer { child, addr })
 }
+
+/// The JSON report of a `ringrpc-bench --json` run, after checking the run succeeded (its stderr
+/// is the failure message).
+pub fn json_report(output: &std::process::Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("a JSON report on stdout")
+}
