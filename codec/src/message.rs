@@ -181,6 +181,14 @@ impl Message {
         }
     }
 
+    /// The service path and method exactly as on the wire, each after its 4-byte length: the
+    /// bytes that name the method called (at least 8 long), for a caller that compares names
+    /// without slicing them apart.
+    #[inline]
+    pub fn names_on_wire(&self) -> &[u8] {
+        &self.frame[HEADER_LEN..self.method_end as usize]
+    }
+
     /// The payload bytes exactly as on the wire (still compressed if the frame was).
     pub fn wire_payload(&self) -> &[u8] {
         &self.frame[self.metadata_end as usize + 4..]

@@ -37,13 +37,6 @@ impl NameKey {
         };
         NameKey { len, head }
     }
-
-    /// Whether the key alone determines the name (at most eight bytes): two such keys are equal
-    /// exactly when their names are.
-    #[inline(always)]
-    pub(crate) fn is_whole(&self) -> bool {
-        self.len <= 8
-    }
 }
 
 pub(crate) struct Names<V> {
