@@ -1,6 +1,7 @@
 //! The dispatch path without sockets: parse a buffered frame, look the method up, decode the
 //! arguments, call, encode the reply into a warm output buffer. Arith.Mul over JSON and MsgPack,
-//! Echo.Echo with a 581-byte raw payload (the size rpcx-benchmark uses), and a routing miss.
+//! Echo.Echo with a 581-byte raw payload (the size rpcx-benchmark uses), a routing miss, and two
+//! methods called in turn (each call misses the last-route cache and looks its names up).
 
 use std::net::SocketAddr;
 
@@ -56,6 +57,26 @@ fn dispatch(c: &mut Criterion) {
             )
         });
     }
+    // Two methods in turn: every call takes the lookup path, not the last route.
+    let alternating = [
+        request_frame("Arith", "Mul", SerializeType::Json, br#"{"A":10,"B":20}"#),
+        request_frame("Arith", "Add", SerializeType::Json, br#"{"A":10,"B":20}"#),
+    ];
+    let mut out = BytesMut::with_capacity(64 << 10);
+    group.throughput(Throughput::Elements(2));
+    group.bench_function("arith_mul_add_in_turn_json", |b| {
+        b.iter(|| {
+            out.clear();
+            for bytes in &alternating {
+                let request = Message::parse(bytes.clone(), &limits).unwrap();
+                assert!(matches!(
+                    table.dispatch(request, peer, &mut out),
+                    Dispatch::Done
+                ));
+            }
+            std::hint::black_box(out.len())
+        })
+    });
     group.finish();
 }
 
