@@ -44,6 +44,8 @@ move between runs, unlike the instruction counts.
 Servers (built with the `profiling` cargo profile: release with debug symbols):
   ringrpc      ringrpc-server
   echo-limit   ringrpc-echo-limit, the bare framed echo
+  echo-bufring ringrpc-echo-bufring, the same echo on a raw io_uring with multishot receive into
+               a provided buffer ring (issue 16's other buffer design)
   ringrpc-noop ringrpc-server's demo services with one interceptor that does nothing
                (server/examples/noop_interceptor.rs): what the interceptor hooks cost
 
@@ -163,6 +165,7 @@ server_bin() {
 	case "$1" in
 	ringrpc) echo "$bin_dir/ringrpc-server" ;;
 	echo-limit) echo "$bin_dir/ringrpc-echo-limit" ;;
+	echo-bufring) echo "$bin_dir/ringrpc-echo-bufring" ;;
 	ringrpc-noop) echo "$bin_dir/examples/noop_interceptor" ;;
 	*) die "unknown server: $1 (see --help)" ;;
 	esac
@@ -170,10 +173,10 @@ server_bin() {
 for name in "${server_list[@]}"; do server_bin "$name" >/dev/null; done
 
 if ((build)); then
-	say "building ringrpc-server, ringrpc-echo-limit and ringrpc-bench (profile profiling)"
+	say "building ringrpc-server, the echo servers and ringrpc-bench (profile profiling)"
 	(cd "$root" && cargo build --profile profiling -p ringrpc-server -p ringrpc-benches \
-		-p ringrpc-bench-client --bin ringrpc-server --bin ringrpc-echo-limit --bin ringrpc-bench \
-		--example noop_interceptor)
+		-p ringrpc-bench-client --bin ringrpc-server --bin ringrpc-echo-limit \
+		--bin ringrpc-echo-bufring --bin ringrpc-bench --example noop_interceptor)
 fi
 bench_bin=$bin_dir/ringrpc-bench
 [[ -x "$bench_bin" ]] || die "no ringrpc-bench at $bench_bin (build it, or drop --no-build)"
@@ -229,12 +232,13 @@ dump_total() {
 }
 
 # requests_per_write DUMP: measured requests per send operation the server completed, from the
-# calls to the send op's destructor in callgrind dump DUMP ("-" if none were recorded). Batching
+# calls to the send op's destructor in callgrind dump DUMP ("-" if none were recorded); for
+# ringrpc-echo-bufring, which submits its sends itself, the calls to its on_send_submitted. Batching
 # sets the per-request count at 10 x 32: per-read and per-write costs are shared by the requests
 # of a batch, and the client's timing, not the server, decides how many a batch holds.
 requests_per_write() {
 	awk -v n="$requests" '
-		/^cfn=/ { sends = ($0 ~ /drop_in_place<monoio::driver::op::Op<monoio::driver::op::send::Send/) }
+		/^cfn=/ { sends = ($0 ~ /drop_in_place<monoio::driver::op::Op<monoio::driver::op::send::Send|ringrpc_echo_bufring::on_send_submitted/) }
 		/^calls=/ && sends { split($0, f, /[= ]/); total += f[2]; sends = 0 }
 		END { if (total > 0) printf "%.1f", n / total; else printf "-" }
 	' "$1"
