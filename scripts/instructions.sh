@@ -45,7 +45,7 @@ Servers (built with the `profiling` cargo profile: release with debug symbols):
   ringrpc      ringrpc-server
   echo-limit   ringrpc-echo-limit, the bare framed echo
   echo-bufring ringrpc-echo-bufring, the same echo on a raw io_uring with multishot receive into
-               a provided buffer ring (issue 16's other buffer design)
+               a provided buffer ring (the kernel picks a buffer only when bytes arrive)
   ringrpc-noop ringrpc-server's demo services with one interceptor that does nothing
                (server/examples/noop_interceptor.rs): what the interceptor hooks cost
 

@@ -1,5 +1,6 @@
 //! `ringrpc-echo-bufring`: the echo limit rebuilt on io_uring's provided buffer rings, to measure
-//! the other buffer design issue 16 names against the one the server uses.
+//! the other buffer design (the kernel picks a buffer only when bytes arrive) against the one the
+//! server uses.
 //!
 //! On the wire it is `ringrpc-echo-limit`: it reads whole rpcx frames by their 16-byte prefix
 //! (magic and total length, docs/protocol.md 1.1), sets each frame's response bit (spec 1.2) and
@@ -77,7 +78,8 @@ pub struct Args {
 /// received in two completions rather than five (4 KiB) and a 48 KiB request in three.
 pub const DEFAULT_BUF_SIZE: u32 = 16 << 10;
 
-/// Default ring buffers, 512: 8 MiB of buffers in all, the locked-memory budget issue 16 sets.
+/// Default ring buffers, 512: 8 MiB of buffers in all, the machine's locked-memory limit kept as a
+/// budget (the buffers themselves turned out not to count against it on kernel 6.18).
 /// Buffers go back to the ring in the turn that filled them, so the ring only has to cover what
 /// the kernel receives between two turns of the loop.
 pub const DEFAULT_BUF_COUNT: u16 = 512;
