@@ -79,8 +79,12 @@ struct Shared {
     /// Holds the output buffer: replies waiting to be written ([`ConnectionEntry::output`]).
     entry: Rc<ConnectionEntry>,
     /// The reader is streaming (large reads): replies come in batches, so the output buffer is
-    /// taken from the large class; otherwise from the small one (a reply or two at a time).
+    /// taken from the large class if the connection holds a loan of large buffers (`lent`);
+    /// otherwise from the small one (a reply or two at a time, or grown to fit the batch).
     streaming: Cell<bool>,
+    /// The reader holds its core's loan of large buffers ([`LargeLoan`]); set where the loan is
+    /// claimed or released, not per read.
+    lent: Cell<bool>,
 }
 
 impl Shared {
@@ -89,7 +93,7 @@ impl Shared {
     fn out(&self) -> std::cell::RefMut<'_, BytesMut> {
         let mut out = self.entry.output.borrow_mut();
         if out.capacity() == 0 {
-            *out = if self.streaming.get() {
+            *out = if self.streaming.get() && self.lent.get() {
                 self.worker.pool.take_large()
             } else {
                 self.worker.pool.take_small()
@@ -101,7 +105,7 @@ impl Shared {
     /// The output buffer's size class for the connection's mode.
     #[inline]
     fn output_class(&self) -> usize {
-        if self.streaming.get() {
+        if self.streaming.get() && self.lent.get() {
             self.worker.pool.large_size()
         } else {
             SMALL
@@ -226,6 +230,7 @@ pub async fn serve_halves<R, W>(
         worker: worker.clone(),
         entry: entry.clone(),
         streaming: Cell::new(false),
+        lent: Cell::new(false),
     });
     // limits: the cells the sweeper and the reply budget read (server/src/limits/watch.rs).
     let watch = &entry.watch;
@@ -339,11 +344,13 @@ pub async fn serve_halves<R, W>(
                         .pool
                         .give(frames.replace_buffer(worker.pool.take_large()));
                     frames.set_read_size(large / 2);
+                    shared.lent.set(true);
                 } else if streaming && frames.capacity() != 0 {
                     // Past the core's loans: keep this buffer (it fits the frames read).
                     frames.set_read_size(UNLENT_READ);
                 } else {
                     loan.release();
+                    shared.lent.set(false);
                     worker
                         .pool
                         .give(frames.replace_buffer(worker.pool.take_small()));
@@ -376,7 +383,8 @@ pub async fn serve_halves<R, W>(
                 }
             }
             streaming = true;
-            shared.streaming.set(loan.held());
+            shared.streaming.set(true);
+            shared.lent.set(loan.held());
         }
 
         let read = if streaming {
@@ -392,8 +400,7 @@ pub async fn serve_halves<R, W>(
             Ok(n) => {
                 table.on_read(n);
                 streaming = n >= frames.last_room() || n > SMALL;
-                // Large output batches only with the loan of large buffers.
-                shared.streaming.set(streaming && loan.held());
+                shared.streaming.set(streaming);
             }
             Err(e) if e.raw_os_error() == Some(CANCELED) => {
                 // Quiet for a while: the large buffer goes back at the top of the loop.
@@ -467,7 +474,7 @@ fn shrink_while_paused(frames: &mut FrameReader, loan: &mut LargeLoan<'_>, share
     if frames.capacity() >= 2 * buffered.max(1) {
         pool.give(frames.replace_buffer(BytesMut::with_capacity(buffered)));
         loan.release();
-        shared.streaming.set(false);
+        shared.lent.set(false);
     }
     pool.shrink(&mut shared.entry.output.borrow_mut());
 }
