@@ -20,11 +20,10 @@ const SLOWLORIS: usize = 500;
 const DEAF: usize = 500;
 const GOOD: usize = 16;
 /// The bound on the server's peak resident memory, 2 workers: 72 MiB. The aim is 64 MiB
-/// (the Go server takes 50), reached with the default settings: measured here, debug build as CI
-/// runs it, 53 to 57 MiB (4 runs on a quiet machine; 55 to 56 MiB in 3 more with a release build
-/// and callgrind running beside it), down from 113 to 126 MiB in the same sitting (85 to 115 MiB
-/// in earlier ones); idle server 19 MiB debug, 6 MiB release. The margin is for the spread between
-/// sittings and machines, which has been wide.
+/// (the Go server takes 50), about reached with the default settings: measured here, debug build
+/// as CI runs it, 58 to 64.5 MiB (5 runs, quiet machine; 4 of them under 62), down from 113 to 126
+/// MiB in the same sitting (85 to 115 MiB in earlier ones); idle server 19 MiB debug, 6 MiB
+/// release. The margin is for the spread between sittings and machines, which has been wide.
 ///
 /// Where the memory went, counted at the peak with an instrumented build: the never-readers are
 /// rarely stuck writers at first, since the kernel takes their replies until its send buffer is
