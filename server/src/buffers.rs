@@ -11,6 +11,12 @@
 //! - **large** (`read_buffer`, 64 KiB by default): reads of a streaming connection and output
 //!   batches.
 //!
+//! Large buffers are lent to a bounded number of connections per core at once
+//! (`max_large_readers`, see [`LargeLoan`]): a streaming connection past that reads into a buffer
+//! that fits the frame it is receiving and batches its replies in buffers of their size, so that
+//! hundreds of peers sending bulk requests (or sending and never reading) cannot each park a large
+//! read buffer and a large output buffer (measured: 500 such peers on 2 cores held 32 MiB of each).
+//!
 //! A connection that stalls because its peer reads slowly or not at all keeps only the bytes it
 //! holds, in allocations of their size ([`Pool::shrink`]), and gives its class buffers back.
 //!
@@ -26,6 +32,11 @@ use bytes::BytesMut;
 
 /// The small class: the parked read buffer of a quiet connection.
 pub const SMALL: usize = 1 << 10;
+
+/// The least a streaming connection without a [`LargeLoan`] reads at a time (more when the rest
+/// of its frame is larger), in a buffer of that size or its frame's: a dozen pipelined 581-byte
+/// requests per read rather than one or two, and a fraction of a large buffer.
+pub const UNLENT_READ: usize = 8 << 10;
 
 /// One size class: free buffers, their bytes, and the fewest there were since the last trim.
 struct Class {
@@ -110,17 +121,29 @@ impl Class {
 pub struct Pool {
     small: Class,
     large: Class,
+    /// Connections holding a [`LargeLoan`] now.
+    large_readers: Cell<usize>,
+    /// At most this many at once.
+    max_large_readers: usize,
 }
 
 impl Pool {
     /// A pool whose large class is `large` bytes, keeping at most `max_pooled_bytes` of free
-    /// buffers (three quarters for the large class).
-    pub fn new(large: usize, max_pooled_bytes: usize) -> Self {
+    /// buffers (three quarters for the large class), and lending large buffers to at most
+    /// `max_large_readers` connections at once ([`LargeLoan`]).
+    pub fn new(large: usize, max_pooled_bytes: usize, max_large_readers: usize) -> Self {
         let large = large.max(SMALL * 2);
         Pool {
             small: Class::new(SMALL, (max_pooled_bytes / 4).max(SMALL)),
             large: Class::new(large, (max_pooled_bytes / 4 * 3).max(large)),
+            large_readers: Cell::new(0),
+            max_large_readers,
         }
+    }
+
+    /// Connections holding a [`LargeLoan`] now.
+    pub fn large_readers(&self) -> usize {
+        self.large_readers.get()
     }
 
     /// The large class size.
@@ -197,13 +220,66 @@ impl Pool {
     }
 }
 
+/// A connection's claim on large buffers: while it holds one, it reads and batches its replies in
+/// buffers of the large class; without one it streams in buffers that fit its frames and its
+/// batches. A core lends at most `max_large_readers` at once, first come first served; a
+/// connection gives its claim back when it stops streaming (quiet, or paused for a peer that does
+/// not read) and when it closes (on drop), so the connections of a busy client keep theirs while
+/// they stream and hundreds of bulk senders cost their bytes, not a large buffer each.
+pub struct LargeLoan<'a> {
+    pool: &'a Pool,
+    held: bool,
+}
+
+impl<'a> LargeLoan<'a> {
+    /// No claim yet, on `pool`'s budget.
+    pub fn new(pool: &'a Pool) -> Self {
+        LargeLoan { pool, held: false }
+    }
+
+    /// Whether this connection holds the claim.
+    #[inline]
+    pub fn held(&self) -> bool {
+        self.held
+    }
+
+    /// Takes the claim if the core has one left; whether it is held now.
+    #[inline]
+    pub fn claim(&mut self) -> bool {
+        if !self.held && self.pool.large_readers.get() < self.pool.max_large_readers {
+            self.pool
+                .large_readers
+                .set(self.pool.large_readers.get() + 1);
+            self.held = true;
+        }
+        self.held
+    }
+
+    /// Gives the claim back (the connection gave its large buffer back).
+    #[inline]
+    pub fn release(&mut self) {
+        if self.held {
+            self.pool
+                .large_readers
+                .set(self.pool.large_readers.get() - 1);
+            self.held = false;
+        }
+    }
+}
+
+impl Drop for LargeLoan<'_> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn buffers_are_reused_by_class() {
-        let pool = Pool::new(64 << 10, 1 << 20);
+        let pool = Pool::new(64 << 10, 1 << 20, 16);
         let small = pool.take_small();
         let large = pool.take_large();
         assert!(small.capacity() >= SMALL && small.capacity() < 64 << 10);
@@ -217,7 +293,7 @@ mod tests {
 
     #[test]
     fn output_buffers_go_back_to_their_class() {
-        let pool = Pool::new(64 << 10, 1 << 20);
+        let pool = Pool::new(64 << 10, 1 << 20, 16);
         let mut small = pool.take_small();
         small.extend_from_slice(b"a reply");
         let ptr = small.as_ptr();
@@ -232,7 +308,7 @@ mod tests {
 
     #[test]
     fn the_pool_is_capped_and_trimmed_after_a_burst() {
-        let pool = Pool::new(64 << 10, 1 << 20);
+        let pool = Pool::new(64 << 10, 1 << 20, 16);
         // A burst: 100 large buffers out at once, then all back.
         let burst: Vec<_> = (0..100).map(|_| pool.take_large()).collect();
         for buf in burst {
@@ -254,7 +330,7 @@ mod tests {
 
     #[test]
     fn a_stalled_buffer_keeps_only_its_bytes() {
-        let pool = Pool::new(64 << 10, 1 << 20);
+        let pool = Pool::new(64 << 10, 1 << 20, 16);
         let mut buf = pool.take_large();
         buf.extend_from_slice(&[7u8; 100]);
         pool.shrink(&mut buf);
@@ -274,7 +350,7 @@ mod tests {
 
     #[test]
     fn the_cap_counts_bytes_not_buffers() {
-        let pool = Pool::new(64 << 10, 1 << 20);
+        let pool = Pool::new(64 << 10, 1 << 20, 16);
         // Read buffers that grew to twice the class while a frame was received.
         for _ in 0..20 {
             pool.give(BytesMut::with_capacity(128 << 10));
@@ -289,9 +365,30 @@ mod tests {
 
     #[test]
     fn oversized_and_shared_buffers_are_not_pooled() {
-        let pool = Pool::new(64 << 10, 1 << 20);
+        let pool = Pool::new(64 << 10, 1 << 20, 16);
         pool.give(BytesMut::with_capacity(1 << 20));
         pool.give(BytesMut::new());
         assert_eq!(pool.pooled_bytes(), 0);
+    }
+
+    #[test]
+    fn large_buffers_are_lent_to_a_bounded_number_of_connections() {
+        let pool = Pool::new(64 << 10, 1 << 20, 2);
+        let (mut a, mut b, mut c) = (
+            LargeLoan::new(&pool),
+            LargeLoan::new(&pool),
+            LargeLoan::new(&pool),
+        );
+        assert!(a.claim() && a.claim(), "a claim is held once");
+        assert!(b.claim());
+        assert!(!c.claim(), "past the budget");
+        assert_eq!(pool.large_readers(), 2);
+        a.release();
+        a.release();
+        assert!(c.claim(), "a released claim goes to the next asking");
+        drop(b);
+        assert_eq!(pool.large_readers(), 1, "a dropped claim is given back");
+        drop(c);
+        assert_eq!(pool.large_readers(), 0);
     }
 }

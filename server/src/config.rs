@@ -27,10 +27,10 @@ pub struct ServerConfig {
     /// Default 4 MiB.
     pub max_pending_write: usize,
     /// The large buffer class: reads of a streaming connection and output batches (grown for
-    /// larger frames). Default 64 KiB. Quiet connections park with 1 KiB instead. Every
-    /// connection that keeps sending holds one while its read waits, so it is what many streaming
-    /// peers cost: 32 KiB halves that (server/tests/hostile.rs measured 61 MiB instead of about
-    /// 130 MiB) but made 16 KiB requests about a quarter slower in the README's benchmark.
+    /// larger frames). Default 64 KiB. Quiet connections park with 1 KiB instead. A streaming
+    /// connection holding one of the core's [`ServerConfig::max_large_readers`] loans holds one
+    /// while its read waits, and its reply batches go into another; 32 KiB made 16 KiB requests
+    /// about a quarter slower in the README's benchmark.
     pub read_buffer: usize,
     /// Free buffers a core keeps for reuse, in bytes; past it they are freed, and unused ones are
     /// trimmed every few seconds. Default 4 MiB: the pool's free buffers stay resident, and 500
@@ -39,6 +39,15 @@ pub struct ServerConfig {
     /// at 10 x 32 cost the same server CPU per request as with 8 MiB (2 MiB and 1 MiB: about 15 %
     /// more, since the buffers a bulk stream reads with grow to 128 KiB and more, and few fit).
     pub max_pooled_bytes: usize,
+    /// Streaming connections a core lends large buffers (`read_buffer`) to at once, for their
+    /// reads and reply batches; past it, a streaming connection reads at least 8 KiB at a time
+    /// (or the rest of its frame) into a buffer that fits, and batches its replies in buffers of
+    /// their size ([`crate::buffers::LargeLoan`]). Default 16 per core: the connections of a busy
+    /// client (the README's benchmark runs 10) keep large buffers, while 500 peers sending 16 KiB
+    /// requests and never reading (server/tests/hostile.rs, 2 workers) cannot each park a 64 KiB
+    /// read buffer and a 64 KiB output buffer (32 MiB of each before). Measured there: 16 per
+    /// core 57 to 65 MiB peak, 32 per core 66 to 77, 64 per core 71 to 85.
+    pub max_large_readers: usize,
     /// How long a graceful shutdown may take before connections are dropped. Default 10 s.
     pub grace_period: Duration,
     /// io_uring submission queue entries per worker. Default 1024.
@@ -95,6 +104,7 @@ impl Default for ServerConfig {
             max_pending_write: 4 << 20,
             read_buffer: 64 << 10,
             max_pooled_bytes: 4 << 20,
+            max_large_readers: Self::DEFAULT_MAX_LARGE_READERS,
             grace_period: Duration::from_secs(10),
             ring_entries: 1024,
             tcp_keepalive: Some(Duration::from_secs(180)),
@@ -122,6 +132,8 @@ impl ServerConfig {
     pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
     /// Default [`ServerConfig::max_connections`]: 10,000 per core.
     pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+    /// Default [`ServerConfig::max_large_readers`]: 16 per core.
+    pub const DEFAULT_MAX_LARGE_READERS: usize = 16;
     /// Default [`ServerConfig::max_queued_bytes`]: 4 MiB per core.
     pub const DEFAULT_MAX_QUEUED_BYTES: usize = 4 << 20;
     /// Default [`ServerConfig::max_http_header_bytes`]: 64 KiB.
@@ -183,6 +195,12 @@ impl ServerConfig {
 
     pub fn max_pooled_bytes(mut self, bytes: usize) -> Self {
         self.max_pooled_bytes = bytes;
+        self
+    }
+
+    /// Connections per worker (core) reading in large buffers at once; 0: none does.
+    pub fn max_large_readers(mut self, n: usize) -> Self {
+        self.max_large_readers = n;
         self
     }
 

@@ -220,7 +220,11 @@ impl WorkerState {
             id,
             connections: RefCell::new(Slab::new()),
             idle_waker: WakerSlot::default(),
-            pool: Pool::new(config.read_buffer, config.max_pooled_bytes),
+            pool: Pool::new(
+                config.read_buffer,
+                config.max_pooled_bytes,
+                config.max_large_readers,
+            ),
             tick: Cell::new(0),
             limits: Rc::new(WorkerLimits::new(config, refusals)),
             next_sweep: Cell::new(Instant::now() + TICK),

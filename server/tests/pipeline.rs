@@ -228,3 +228,43 @@ fn a_client_that_never_reads_does_not_grow_server_memory_without_bound() {
     let reply = other.call(9, "Echo", "Echo", SerializeType::Raw, b"still here");
     assert_eq!(reply.payload(), b"still here");
 }
+
+#[test]
+fn a_connection_past_the_large_buffer_loans_streams_frames_of_every_size() {
+    // No loan of large buffers at all: every streaming read goes into a buffer fitted to its
+    // frame (8 KiB at least), and every batch of replies into one of its size.
+    let config = ServerConfig::default().threads(1).max_large_readers(0);
+    let server = TestServer::with(config, ringrpc_server::demo::demo_table);
+    let mut client = server.connect();
+    let size = |seq: u64| (seq as usize * 7919) % (150 << 10);
+    let mut stream = Vec::new();
+    for seq in 0..300u64 {
+        let payload = vec![b'a' + (seq % 26) as u8; size(seq)];
+        stream.extend_from_slice(&request(
+            seq,
+            "Echo",
+            "Echo",
+            SerializeType::Raw,
+            &[],
+            &payload,
+        ));
+    }
+    // Sent from another thread while the replies are read: they are larger than the socket
+    // buffers. Writes of an odd size, so frames straddle them.
+    let mut sender = client.stream.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        for chunk in stream.chunks(5003) {
+            std::io::Write::write_all(&mut sender, chunk).unwrap();
+        }
+    });
+    for seq in 0..300u64 {
+        let reply = client.recv();
+        assert_eq!(reply.seq(), seq);
+        assert_eq!(reply.payload().len(), size(seq));
+        assert!(reply
+            .payload()
+            .iter()
+            .all(|&b| b == b'a' + (seq % 26) as u8));
+    }
+    sending.join().unwrap();
+}

@@ -57,6 +57,10 @@ struct Args {
     /// Free buffers each worker keeps for reuse, in bytes.
     #[arg(long, default_value_t = ServerConfig::default().max_pooled_bytes)]
     max_pooled_bytes: usize,
+    /// Streaming connections per worker (core) that read and batch replies in --read-buffer
+    /// buffers at once; others use buffers that fit their frames.
+    #[arg(long, default_value_t = ServerConfig::DEFAULT_MAX_LARGE_READERS)]
+    max_large_readers: usize,
     /// TCP keep-alive idle time on accepted connections, in seconds; 0 turns it off.
     #[arg(long, alias = "keepalive", default_value_t = 180)]
     tcp_keepalive: u64,
@@ -194,6 +198,7 @@ fn main() -> ExitCode {
         .max_pending_write(args.max_pending_write)
         .read_buffer(args.read_buffer)
         .max_pooled_bytes(args.max_pooled_bytes)
+        .max_large_readers(args.max_large_readers)
         .grace_period(Duration::from_secs_f64(args.grace_period.max(0.0)))
         .tcp_keepalive((args.tcp_keepalive > 0).then(|| Duration::from_secs(args.tcp_keepalive)))
         .idle_timeout(timeout(args.idle_timeout))
