@@ -42,11 +42,13 @@ pub struct ServerConfig {
     /// Streaming connections a core lends large buffers (`read_buffer`) to at once, for their
     /// reads and reply batches; past it, a streaming connection reads at least 8 KiB at a time
     /// (or the rest of its frame) into a buffer that fits, and batches its replies in buffers of
-    /// their size ([`crate::buffers::LargeLoan`]). Default 16 per core: the connections of a busy
-    /// client (the README's benchmark runs 10) keep large buffers, while 500 peers sending 16 KiB
-    /// requests and never reading (server/tests/hostile.rs, 2 workers) cannot each park a 64 KiB
-    /// read buffer and a 64 KiB output buffer (32 MiB of each before). Measured there: 16 per
-    /// core 57 to 65 MiB peak, 32 per core 66 to 77, 64 per core 71 to 85.
+    /// their size ([`crate::buffers::LargeLoan`]). Default 64 per core: the connections of a busy
+    /// client keep large buffers, while 500 peers sending 16 KiB requests and never reading
+    /// (server/tests/hostile.rs, 2 workers) cannot each park a 64 KiB read buffer and a 64 KiB
+    /// output buffer (32 MiB of each before). Measured there (debug build): 16 per core 58 to 65
+    /// MiB peak, 64 per core 73 to 85, 128 per core 97, without the loans 113 to 126. Fewer
+    /// loans cost deeply pipelined connections past them: 100 connections x 32 in flight on one
+    /// core lost 32 % of their req/s with 16 loans, 16 % with 64, none with 128.
     pub max_large_readers: usize,
     /// How long a graceful shutdown may take before connections are dropped. Default 10 s.
     pub grace_period: Duration,
@@ -132,8 +134,8 @@ impl ServerConfig {
     pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
     /// Default [`ServerConfig::max_connections`]: 10,000 per core.
     pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
-    /// Default [`ServerConfig::max_large_readers`]: 16 per core.
-    pub const DEFAULT_MAX_LARGE_READERS: usize = 16;
+    /// Default [`ServerConfig::max_large_readers`]: 64 per core.
+    pub const DEFAULT_MAX_LARGE_READERS: usize = 64;
     /// Default [`ServerConfig::max_queued_bytes`]: 4 MiB per core.
     pub const DEFAULT_MAX_QUEUED_BYTES: usize = 4 << 20;
     /// Default [`ServerConfig::max_http_header_bytes`]: 64 KiB.
