@@ -84,6 +84,6 @@ if ((figures)); then
 	splice figures "$work/figures.md"
 fi
 if ((instructions)); then
-	"$root/scripts/instructions.sh" --servers ringrpc,ringrpc-noop,echo-limit --markdown "$work/instructions.md"
+	"$root/scripts/instructions.sh" --servers ringrpc,ringrpc-noop,echo-limit,echo-bufring --markdown "$work/instructions.md"
 	splice instructions "$work/instructions.md"
 fi
