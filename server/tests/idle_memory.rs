@@ -14,9 +14,9 @@
 //!   Measured with the debug build: about 4.2 KiB each (55 MiB in all; 7.6 KiB and 95 MiB while
 //!   the connection task held its future twice).
 //! - then 1,000 of them make a 48 KiB call each, every one lent large buffers (the server runs
-//!   with `--max-large-readers` past the connections; by default 16 a core are, and the same
-//!   burst took 61 MiB, 1 MiB above the idle connections): once quiet, the RSS gives back at least
-//!   half of what the burst added (measured, debug build: 98 MiB right after, 66 MiB a few
+//!   with `--max-large-readers` past the connections; by default 64 a core are, and with 16 the
+//!   same burst took 61 MiB, 1 MiB above the idle connections): once quiet, the RSS gives back at
+//!   least half of what the burst added (measured, debug build: 98 MiB right after, 66 MiB a few
 //!   seconds later, 60 MiB before it; with a purge delay the RSS stayed at its peak).
 
 mod common;
