@@ -18,8 +18,12 @@
 //! check and nothing else.
 //!
 //! Memory follows bytes in flight (see [`crate::buffers`]):
-//! - a new connection waits for its first byte holding no buffer;
-//! - a quiet one parks its read with a small (1 KiB) buffer: a latency-bound request fits whole;
+//! - a new connection waits for its first byte holding no buffer, and so does a sporadic one
+//!   between requests (one that has made a call, or whose requests come more than a tick of the
+//!   worker's clock apart): it waits for the socket to become readable ([`WaitReadable`]) and
+//!   only then takes a buffer;
+//! - a busy one (its next request came within a tick) parks its read with a small (1 KiB) buffer
+//!   instead, one operation per request: a latency-bound request fits whole;
 //! - a read that fills its buffer makes the connection *streaming*: it moves what it holds to a
 //!   large pooled buffer at once (so a pipelined burst is read whole, not 1 KiB at a time) and
 //!   reads with it, and when it then stays quiet for a second the worker's sweeper cancels that
@@ -41,7 +45,10 @@ use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 
 use bytes::{Buf, BytesMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, CancelableAsyncReadRent, Splitable};
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, CancelableAsyncReadRent, OwnedReadHalf, Splitable,
+};
+use monoio::net::TcpStream;
 use ringrpc_codec::{DecodeError, Decoder};
 use ringrpc_io::{FrameReader, WakerSlot};
 use tracing::Instrument;
@@ -58,6 +65,30 @@ const BUDGET_CHECK_FROM: usize = 8 << 10;
 
 /// `ECANCELED`: a read the sweeper cancelled.
 const CANCELED: i32 = 125;
+
+/// A read half that can wait for bytes to arrive without lending the kernel a buffer: a TCP
+/// socket's (io_uring poll). Other streams (TLS, whose plaintext may already wait in rustls's
+/// buffers; in-memory streams) keep the default, `false` at once, and are read as usual.
+pub trait WaitReadable {
+    /// Waits until the stream can be read (bytes, EOF or an error); `false` if this stream cannot
+    /// wait that way.
+    #[allow(async_fn_in_trait)]
+    async fn wait_readable(&mut self) -> bool {
+        false
+    }
+}
+
+impl WaitReadable for OwnedReadHalf<TcpStream> {
+    async fn wait_readable(&mut self) -> bool {
+        // SAFETY: the stream is shared by the two halves of one connection on one thread, as
+        // monoio's split does for its own reads and writes; `readable` only clones the socket's
+        // fd handle into a poll operation and touches nothing the writer uses.
+        let stream = unsafe { &*self.0.get() };
+        // An error is left for the read that follows to report.
+        let _ = stream.readable(true).await;
+        true
+    }
+}
 
 /// What the reader, the writer and running requests of one connection share.
 struct Shared {
@@ -215,7 +246,7 @@ pub async fn serve_halves<R, W>(
     worker: &Rc<WorkerState>,
     entry: &Rc<ConnectionEntry>,
 ) where
-    R: AsyncReadRent + CancelableAsyncReadRent,
+    R: AsyncReadRent + CancelableAsyncReadRent + WaitReadable,
     W: AsyncWriteRent + 'static,
 {
     let shared = Rc::new(Shared {
@@ -249,6 +280,10 @@ pub async fn serve_halves<R, W>(
     let mut frames = FrameReader::new(BytesMut::new(), Decoder::new(config.limits), SMALL);
     // Streaming: the last read filled its room, so more is likely waiting: read big.
     let mut streaming = false;
+    // Sporadic: requests come seconds apart (or it has sent one and may send no more): between
+    // two of them it holds no read buffer (see `WaitReadable`). Cleared when a request follows
+    // the last within a tick of the worker's clock (250 ms), set again after a longer wait.
+    let mut sporadic = true;
     // Reading big takes one of the core's loans of large buffers; past them, a streaming
     // connection reads into a buffer that fits its frames (buffers.rs, `max_large_readers`).
     let mut loan = LargeLoan::new(&worker.pool);
@@ -401,9 +436,28 @@ pub async fn serve_halves<R, W>(
                 .fill_cancelable(&mut reader, entry.cancel_handle())
                 .await
         } else {
+            if sporadic && frames.buffered() == 0 {
+                // Between a sporadic connection's requests: wait holding no buffer, so that one
+                // gone idle after a call holds none (a quiet read cannot be taken back: monoio's
+                // cancelable read costs 460 to 560 instructions, too much for every request).
+                worker.pool.give(frames.replace_buffer(BytesMut::new()));
+                let waiting_since = worker.tick();
+                if reader.wait_readable().await {
+                    // The next request came within the tick: this connection is busy; read it
+                    // and the ones after with a parked small read, as a latency-bound client
+                    // wants (one operation per request, not two).
+                    sporadic = worker.tick().wrapping_sub(waiting_since) > 1;
+                }
+                worker
+                    .pool
+                    .give(frames.replace_buffer(worker.pool.take_small()));
+                frames.set_read_size(SMALL);
+            }
             frames.fill(&mut reader).await
         };
-        entry.read_done(worker);
+        // A busy connection that waited past a tick for its next request goes back to waiting
+        // without a buffer.
+        sporadic |= entry.read_done(worker) > 1;
         match read {
             Ok(0) => break,
             Ok(n) => {

@@ -110,7 +110,7 @@ impl Shared<'_> {
 
     async fn binary<R, W>(&self, reader: R, writer: W)
     where
-        R: AsyncReadRent + CancelableAsyncReadRent,
+        R: AsyncReadRent + CancelableAsyncReadRent + crate::connection::WaitReadable,
         W: AsyncWriteRent + 'static,
     {
         serve_halves(

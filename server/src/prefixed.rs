@@ -117,6 +117,16 @@ impl<R: CancelableAsyncReadRent> CancelableAsyncReadRent for Prefixed<R> {
     }
 }
 
+/// Readable at once while replayed bytes wait; then as the stream it wraps.
+impl<R: crate::connection::WaitReadable> crate::connection::WaitReadable for Prefixed<R> {
+    async fn wait_readable(&mut self) -> bool {
+        if !self.prefix.is_empty() {
+            return true;
+        }
+        self.inner.wait_readable().await
+    }
+}
+
 /// A reader whose reads cannot be cancelled: a cancel is ignored and the read goes on.
 ///
 /// For TLS, whose reads run through rustls's buffers: the sweeper's cancel of a quiet streaming
@@ -124,6 +134,9 @@ impl<R: CancelableAsyncReadRent> CancelableAsyncReadRent for Prefixed<R> {
 /// connection keeps its large buffer while it is quiet. Timeouts are unaffected: they shut the
 /// socket down, which ends any read.
 pub struct Uncancelable<R>(pub R);
+
+/// Read as usual: the bytes already taken, or rustls's buffered plaintext, may be waiting.
+impl<R> crate::connection::WaitReadable for Uncancelable<R> {}
 
 impl<R: AsyncReadRent> AsyncReadRent for Uncancelable<R> {
     fn read<T: IoBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {

@@ -150,11 +150,14 @@ pub struct ConnectionEntry {
 }
 
 impl ConnectionEntry {
-    /// Records a completed read.
+    /// Records a completed read; returns the worker ticks it waited since the one before (how
+    /// long the connection was quiet, to a tick).
     #[inline]
-    pub fn read_done(&self, worker: &WorkerState) {
-        self.last_read.set(worker.tick.get());
+    pub fn read_done(&self, worker: &WorkerState) -> u32 {
+        let now = worker.tick.get();
+        let waited = now.wrapping_sub(self.last_read.replace(now));
         worker.sweep_if_overdue();
+        waited
     }
 
     /// A handle for a read the sweeper may cancel when the connection goes quiet.
@@ -230,6 +233,12 @@ impl WorkerState {
             next_sweep: Cell::new(Instant::now() + TICK),
             reads_to_check: Cell::new(SWEEP_CHECK_EVERY),
         }
+    }
+
+    /// The coarse clock: sweeper ticks of [`TICK`] (250 ms) since the worker started.
+    #[inline]
+    pub fn tick(&self) -> u32 {
+        self.tick.get()
     }
 
     /// Which worker this is.

@@ -271,6 +271,9 @@ struct ChunkedReader {
     reset_at_end: bool,
 }
 
+/// Read as usual, chunk by chunk: an in-memory stream has no readiness to wait for.
+impl connection::WaitReadable for ChunkedReader {}
+
 impl AsyncReadRent for ChunkedReader {
     async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
         // Between two reads the handlers and the writer run, as they would between two packets.
