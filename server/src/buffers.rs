@@ -2,12 +2,12 @@
 //!
 //! A connection takes a buffer when bytes arrive or replies are queued and gives it back when it
 //! drains (its large read buffer and its output buffer once it has been quiet for a second, from
-//! the worker's sweeper), so an idle connection holds at most one small parked read buffer, and a
-//! burst's buffers are reused by the next burst instead of being allocated again. Two size
-//! classes:
+//! the worker's sweeper), so an idle connection holds no buffer, or one small parked read buffer
+//! if its requests came back to back until it stopped (see `connection`), and a burst's buffers
+//! are reused by the next burst instead of being allocated again. Two size classes:
 //!
-//! - **small** ([`SMALL`], 1 KiB): the buffer a quiet connection parks its read with; one
-//!   latency-bound request (a 581-byte `Echo.Echo` is a 621-byte frame) fits whole.
+//! - **small** ([`SMALL`], 1 KiB): the buffer a busy latency-bound connection parks its read
+//!   with; one request (a 581-byte `Echo.Echo` is a 621-byte frame) fits whole.
 //! - **large** (`read_buffer`, 64 KiB by default): reads of a streaming connection and output
 //!   batches.
 //!
@@ -30,7 +30,7 @@ use std::cell::{Cell, RefCell};
 
 use bytes::BytesMut;
 
-/// The small class: the parked read buffer of a quiet connection.
+/// The small class: the parked read buffer of a busy latency-bound connection.
 pub const SMALL: usize = 1 << 10;
 
 /// The least a streaming connection without a [`LargeLoan`] reads at a time (more when the rest

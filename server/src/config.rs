@@ -27,10 +27,10 @@ pub struct ServerConfig {
     /// Default 4 MiB.
     pub max_pending_write: usize,
     /// The large buffer class: reads of a streaming connection and output batches (grown for
-    /// larger frames). Default 64 KiB. Quiet connections park with 1 KiB instead. A streaming
-    /// connection holding one of the core's [`ServerConfig::max_large_readers`] loans holds one
-    /// while its read waits, and its reply batches go into another; 32 KiB made 16 KiB requests
-    /// about a quarter slower in the README's benchmark.
+    /// larger frames). Default 64 KiB. Busy latency-bound connections park with 1 KiB instead.
+    /// A streaming connection holding one of the core's [`ServerConfig::max_large_readers`]
+    /// loans holds one while its read waits, and its reply batches go into another; 32 KiB made
+    /// 16 KiB requests about a quarter slower in the README's benchmark.
     pub read_buffer: usize,
     /// Free buffers a core keeps for reuse, in bytes; past it they are freed, and unused ones are
     /// trimmed every few seconds. Default 4 MiB: the pool's free buffers stay resident, and 500

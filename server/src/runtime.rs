@@ -235,7 +235,7 @@ impl WorkerState {
         }
     }
 
-    /// The coarse clock: sweeper ticks of [`TICK`] (250 ms) since the worker started.
+    /// The coarse clock: sweeper ticks (250 ms each) since the worker started.
     #[inline]
     pub fn tick(&self) -> u32 {
         self.tick.get()
