@@ -162,7 +162,9 @@ start_ringrpc() {
 	local name=$1 pid port try i status
 	shift
 	for ((try = 0; try < 5; try++)); do
-		port=$((20000 + RANDOM % 40000))
+		# Below the kernel's ephemeral ports (32768 and up): a port that a client connection
+		# holds as its local port cannot be listened on, and no free-port check sees it.
+		port=$((10000 + RANDOM % 22000))
 		port_open "$port" && continue
 		"$ringrpc_bin" --addr "127.0.0.1:$port" --threads 1 "$@" >"$work/$name.log" 2>&1 &
 		pid=$!
@@ -201,7 +203,9 @@ start_etcd() {
 		return 0
 	fi
 	for ((try = 0; try < 5; try++)); do
-		port=$((20000 + RANDOM % 40000))
+		# Below the kernel's ephemeral ports (32768 and up): a port that a client connection
+		# holds as its local port cannot be listened on, and no free-port check sees it.
+		port=$((10000 + RANDOM % 22000))
 		peer=$((port + 1))
 		if port_open "$port" || port_open "$peer"; then
 			continue

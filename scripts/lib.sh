@@ -85,7 +85,9 @@ start_server() {
 	local name=$1 cpus=$2 log=$3 port try i arg
 	shift 3
 	for ((try = 0; try < 5; try++)); do
-		port=$((20000 + RANDOM % 40000))
+		# Below the kernel's ephemeral ports (32768 and up): a port that a client connection
+		# holds as its local port cannot be listened on, and no free-port check sees it.
+		port=$((10000 + RANDOM % 22000))
 		port_open "$port" && continue
 		local argv=()
 		for arg in "$@"; do
@@ -173,7 +175,9 @@ start_etcd() {
 	local dir=$1 port peer try i
 	need etcd "install etcd-server (scripts/deps.sh etcd)"
 	for ((try = 0; try < 5; try++)); do
-		port=$((20000 + RANDOM % 40000))
+		# Below the kernel's ephemeral ports (32768 and up): a port that a client connection
+		# holds as its local port cannot be listened on, and no free-port check sees it.
+		port=$((10000 + RANDOM % 22000))
 		peer=$((port + 1))
 		if port_open "$port" || port_open "$peer"; then
 			continue

@@ -91,7 +91,9 @@ free_port() {
     fi
     local p i
     for i in $(seq 1 100); do
-        p=$((20000 + RANDOM % 40000))
+        # Below the kernel's ephemeral ports (32768 and up): a port that a client connection
+        # holds as its local port cannot be listened on, and no free-port check sees it.
+        p=$((10000 + RANDOM % 22000))
         if ! port_in_use "$p"; then echo "$p"; return; fi
     done
     die "no free port found"
