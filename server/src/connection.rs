@@ -442,12 +442,11 @@ pub async fn serve_halves<R, W>(
                 // cancelable read costs 460 to 560 instructions, too much for every request).
                 worker.pool.give(frames.replace_buffer(BytesMut::new()));
                 let waiting_since = worker.tick();
-                if reader.wait_readable().await {
-                    // The next request came within the tick: this connection is busy; read it
-                    // and the ones after with a parked small read, as a latency-bound client
-                    // wants (one operation per request, not two).
-                    sporadic = worker.tick().wrapping_sub(waiting_since) > 1;
-                }
+                // Busy if the next request came within the tick: read it and the ones after
+                // with a parked small read, as a latency-bound client wants (one operation per
+                // request, not two). A stream that cannot wait so reads that way too.
+                sporadic =
+                    reader.wait_readable().await && worker.tick().wrapping_sub(waiting_since) > 1;
                 worker
                     .pool
                     .give(frames.replace_buffer(worker.pool.take_small()));
