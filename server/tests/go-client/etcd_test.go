@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -375,13 +376,33 @@ func mul(t *testing.T, xc client.XClient, i int) {
 	}
 }
 
-// freeAddr returns 127.0.0.1:PORT for a port that was free a moment ago.
+// Ports freeAddr has handed out in this run.
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[int]bool{}
+)
+
+// freeAddr returns 127.0.0.1:PORT for a port that was free a moment ago. It picks below the
+// kernel's ephemeral ports (32768 and up), where no client connection takes the port as its local
+// one before the server binds it, and never hands out a port twice in one run: a port from
+// listening on port 0 and closing was once given to two servers of one fleet.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
+	for try := 0; try < 100; try++ {
+		port := 10000 + rand.IntN(22000)
+		if handedOut[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		handedOut[port] = true
+		return ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port in 10000-31999 after 100 tries")
+	return ""
 }
