@@ -441,6 +441,9 @@ pub async fn serve_halves<R, W>(
                 // gone idle after a call holds none (a quiet read cannot be taken back: monoio's
                 // cancelable read costs 460 to 560 instructions, too much for every request).
                 worker.pool.give(frames.replace_buffer(BytesMut::new()));
+                // Nor a loan of large buffers, which another connection may use meanwhile.
+                loan.release();
+                shared.lent.set(false);
                 let waiting_since = worker.tick();
                 // Busy if the next request came within the tick: read it and the ones after
                 // with a parked small read, as a latency-bound client wants (one operation per
