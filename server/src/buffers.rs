@@ -226,43 +226,47 @@ impl Pool {
 /// connection gives its claim back when it stops streaming (quiet, or paused for a peer that does
 /// not read) and when it closes (on drop), so the connections of a busy client keep theirs while
 /// they stream and hundreds of bulk senders cost their bytes, not a large buffer each.
+///
+/// Whether the claim is held lives in a cell the connection shares with its writer, which picks
+/// its output buffers' class by it: one state, kept by the loan.
 pub struct LargeLoan<'a> {
     pool: &'a Pool,
-    held: bool,
+    held: &'a Cell<bool>,
 }
 
 impl<'a> LargeLoan<'a> {
-    /// No claim yet, on `pool`'s budget.
-    pub fn new(pool: &'a Pool) -> Self {
-        LargeLoan { pool, held: false }
+    /// No claim yet, on `pool`'s budget; `held` says whether it is held (set false here).
+    pub fn new(pool: &'a Pool, held: &'a Cell<bool>) -> Self {
+        held.set(false);
+        LargeLoan { pool, held }
     }
 
     /// Whether this connection holds the claim.
     #[inline]
     pub fn held(&self) -> bool {
-        self.held
+        self.held.get()
     }
 
     /// Takes the claim if the core has one left; whether it is held now.
     #[inline]
     pub fn claim(&mut self) -> bool {
-        if !self.held && self.pool.large_readers.get() < self.pool.max_large_readers {
+        if !self.held() && self.pool.large_readers.get() < self.pool.max_large_readers {
             self.pool
                 .large_readers
                 .set(self.pool.large_readers.get() + 1);
-            self.held = true;
+            self.held.set(true);
         }
-        self.held
+        self.held()
     }
 
     /// Gives the claim back (the connection gave its large buffer back).
     #[inline]
     pub fn release(&mut self) {
-        if self.held {
+        if self.held() {
             self.pool
                 .large_readers
                 .set(self.pool.large_readers.get() - 1);
-            self.held = false;
+            self.held.set(false);
         }
     }
 }
@@ -374,10 +378,11 @@ mod tests {
     #[test]
     fn large_buffers_are_lent_to_a_bounded_number_of_connections() {
         let pool = Pool::new(64 << 10, 1 << 20, 2);
+        let held = [Cell::new(false), Cell::new(false), Cell::new(false)];
         let (mut a, mut b, mut c) = (
-            LargeLoan::new(&pool),
-            LargeLoan::new(&pool),
-            LargeLoan::new(&pool),
+            LargeLoan::new(&pool, &held[0]),
+            LargeLoan::new(&pool, &held[1]),
+            LargeLoan::new(&pool, &held[2]),
         );
         assert!(a.claim() && a.claim(), "a claim is held once");
         assert!(b.claim());
@@ -385,6 +390,10 @@ mod tests {
         assert_eq!(pool.large_readers(), 2);
         a.release();
         a.release();
+        assert!(
+            !held[0].get() && held[1].get(),
+            "the cells say who holds a claim"
+        );
         assert!(c.claim(), "a released claim goes to the next asking");
         drop(b);
         assert_eq!(pool.large_readers(), 1, "a dropped claim is given back");

@@ -113,8 +113,7 @@ struct Shared {
     /// taken from the large class if the connection holds a loan of large buffers (`lent`);
     /// otherwise from the small one (a reply or two at a time, or grown to fit the batch).
     streaming: Cell<bool>,
-    /// The reader holds its core's loan of large buffers ([`LargeLoan`]); set where the loan is
-    /// claimed or released, not per read.
+    /// The reader holds its core's loan of large buffers: kept by its [`LargeLoan`].
     lent: Cell<bool>,
 }
 
@@ -286,7 +285,7 @@ pub async fn serve_halves<R, W>(
     let mut sporadic = true;
     // Reading big takes one of the core's loans of large buffers; past them, a streaming
     // connection reads into a buffer that fits its frames (buffers.rs, `max_large_readers`).
-    let mut loan = LargeLoan::new(&worker.pool);
+    let mut loan = LargeLoan::new(&worker.pool, &shared.lent);
     // Back-pressure: past a cap (running requests, queued reply bytes, the per-core reply
     // budget), no frame is dispatched and nothing read until the writer or the running requests
     // catch up. False once the connection aborts.
@@ -382,13 +381,11 @@ pub async fn serve_halves<R, W>(
                         .pool
                         .give(frames.replace_buffer(worker.pool.take_large()));
                     frames.set_read_size(large / 2);
-                    shared.lent.set(true);
                 } else if streaming && frames.capacity() != 0 {
                     // Past the core's loans: keep this buffer (it fits the frames read).
                     frames.set_read_size(UNLENT_READ);
                 } else {
                     loan.release();
-                    shared.lent.set(false);
                     worker
                         .pool
                         .give(frames.replace_buffer(worker.pool.take_small()));
@@ -428,7 +425,6 @@ pub async fn serve_halves<R, W>(
             }
             streaming = true;
             shared.streaming.set(true);
-            shared.lent.set(loan.held());
         }
 
         let read = if streaming {
@@ -443,16 +439,14 @@ pub async fn serve_halves<R, W>(
                 worker.pool.give(frames.replace_buffer(BytesMut::new()));
                 // Nor a loan of large buffers, which another connection may use meanwhile.
                 loan.release();
-                shared.lent.set(false);
                 let waiting_since = worker.tick();
                 // Busy if the next request came within the tick: read it and the ones after
                 // with a parked small read, as a latency-bound client wants (one operation per
                 // request, not two). A stream that cannot wait so reads that way too.
                 sporadic =
                     reader.wait_readable().await && worker.tick().wrapping_sub(waiting_since) > 1;
-                worker
-                    .pool
-                    .give(frames.replace_buffer(worker.pool.take_small()));
+                // A small buffer for the request that came (the empty one it waited with goes).
+                frames.replace_buffer(worker.pool.take_small());
                 frames.set_read_size(SMALL);
             }
             frames.fill(&mut reader).await
@@ -540,7 +534,6 @@ fn shrink_while_paused(frames: &mut FrameReader, loan: &mut LargeLoan<'_>, share
         pool.give(frames.replace_buffer(BytesMut::with_capacity(buffered)));
         if buffered < pool.large_size() {
             loan.release();
-            shared.lent.set(false);
         }
     }
     pool.shrink(&mut shared.entry.output.borrow_mut());
