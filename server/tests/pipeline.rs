@@ -10,6 +10,24 @@ use common::{request, TestServer};
 use ringrpc_codec::{MessageStatus, SerializeType};
 use ringrpc_server::ServerConfig;
 
+/// `count` raw Echo.Echo requests back to back, seq 0 up: request `seq` carries `size(seq)` bytes
+/// of the letter `b'a' + seq % 26`.
+fn echo_stream(count: u64, size: impl Fn(u64) -> usize) -> Vec<u8> {
+    let mut stream = Vec::new();
+    for seq in 0..count {
+        let payload = vec![b'a' + (seq % 26) as u8; size(seq)];
+        stream.extend_from_slice(&request(
+            seq,
+            "Echo",
+            "Echo",
+            SerializeType::Raw,
+            &[],
+            &payload,
+        ));
+    }
+    stream
+}
+
 #[test]
 fn pipelined_burst_with_repeated_and_random_seqs_is_all_answered() {
     let server = TestServer::start(2);
@@ -73,18 +91,7 @@ fn frames_split_byte_by_byte_are_reassembled() {
 fn many_frames_coalesced_in_one_write_and_straddling_writes() {
     let server = TestServer::start(1);
     let mut client = server.connect();
-    let mut stream = Vec::new();
-    for seq in 0..200u64 {
-        let payload = vec![b'a' + (seq % 26) as u8; (seq as usize * 37) % 3000];
-        stream.extend_from_slice(&request(
-            seq,
-            "Echo",
-            "Echo",
-            SerializeType::Raw,
-            &[],
-            &payload,
-        ));
-    }
+    let stream = echo_stream(200, |seq| (seq as usize * 37) % 3000);
     // Writes of an odd size so frames straddle them.
     for chunk in stream.chunks(997) {
         client.send(chunk);
@@ -237,18 +244,7 @@ fn a_connection_past_the_large_buffer_loans_streams_frames_of_every_size() {
     let server = TestServer::with(config, ringrpc_server::demo::demo_table);
     let mut client = server.connect();
     let size = |seq: u64| (seq as usize * 7919) % (150 << 10);
-    let mut stream = Vec::new();
-    for seq in 0..300u64 {
-        let payload = vec![b'a' + (seq % 26) as u8; size(seq)];
-        stream.extend_from_slice(&request(
-            seq,
-            "Echo",
-            "Echo",
-            SerializeType::Raw,
-            &[],
-            &payload,
-        ));
-    }
+    let stream = echo_stream(300, size);
     // Sent from another thread while the replies are read: they are larger than the socket
     // buffers. Writes of an odd size, so frames straddle them.
     let mut sender = client.stream.try_clone().unwrap();
