@@ -330,17 +330,34 @@ impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for FieldSeed<S> {
     }
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
-        let field = self
-            .fields
-            .iter()
-            .find(|f| **f == key)
-            .or_else(|| self.fields.iter().find(|f| f.eq_ignore_ascii_case(key)));
-        match field {
+        match field_named(self.fields, key) {
             Some(field) => self.inner.deserialize(field.into_deserializer()),
             // Unknown keys pass through unchanged: serde ignores them, as Go does.
             None => self.inner.deserialize(key.into_deserializer()),
         }
     }
+}
+
+/// The field `key` names: the one spelled exactly so, else the first that matches ignoring ASCII
+/// case.
+fn field_named(fields: &'static [&'static str], key: &str) -> Option<&'static str> {
+    let key = key.as_bytes();
+    let exact = fields.iter().find(|f| same_bytes(f.as_bytes(), key));
+    exact
+        .or_else(|| {
+            fields
+                .iter()
+                .find(|f| f.as_bytes().eq_ignore_ascii_case(key))
+        })
+        .copied()
+}
+
+/// `a == b`, compared inline: field names are a few bytes long, and `==` called `memcmp` once
+/// per field of the key's length (Arith.Mul over JSON, 10 connections x 32 in flight, callgrind:
+/// 1706.8 -> 1685.8 instructions per request). One pass that also folds case per byte cost more.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a == b)
 }
 
 #[cfg(test)]
@@ -376,6 +393,24 @@ mod tests {
                 inner: Some(vec![Inner { name: "n".into() }])
             }
         );
+    }
+
+    #[test]
+    fn an_exact_match_wins_over_an_earlier_folded_one() {
+        const FIELDS: &[&str] = &["name", "Name", "NAME", "nAmE"];
+        assert_eq!(field_named(FIELDS, "Name"), Some("Name"));
+        assert_eq!(field_named(FIELDS, "NAME"), Some("NAME"));
+        // No exact match: the first field that folds to the key, as Go's decoder picks it.
+        assert_eq!(field_named(FIELDS, "naME"), Some("name"));
+        assert_eq!(field_named(&FIELDS[1..], "naME"), Some("Name"));
+        assert_eq!(field_named(FIELDS, "nam"), None);
+        assert_eq!(field_named(FIELDS, "names"), None);
+        assert_eq!(field_named(FIELDS, "nbme"), None);
+        // Only ASCII letters fold; other bytes must be equal.
+        assert_eq!(field_named(&["Größe"], "GRößE"), Some("Größe"));
+        assert_eq!(field_named(&["Größe"], "GRÖßE"), None);
+        assert_eq!(field_named(&["a_b"], "A_B"), Some("a_b"));
+        assert_eq!(field_named(&["a_b"], "A-B"), None);
     }
 
     #[test]
