@@ -327,6 +327,7 @@ impl ServiceTable {
                         scratch: &self.scratch,
                     },
                 );
+                ctx.release();
                 Dispatch::Done
             }
             MethodFn::Async(f) => match ctx.enforced_deadline() {
