@@ -299,6 +299,13 @@ pub async fn serve_halves<R, W>(
     'read: loop {
         // Contexts made from here to the next await belong to this connection (server push).
         registration.make_current();
+        // limits: past the reply budget, the caps are checked before the frames too, not only
+        // after each: a connection with a write in progress then makes no reply that would wait
+        // behind it ([`ConnectionWatch::over_budget`]).
+        if watch.worker_over_budget() && over() {
+            wait_for_room(&shared, &mut frames, &mut loan, &over, config.max_in_flight).await;
+            registration.make_current();
+        }
         // Dispatch every whole frame buffered, as the caps allow.
         'frames: loop {
             if shared.aborted.get() {

@@ -4,8 +4,10 @@
 //! A peer that sends requests and never reads the replies makes its connection queue them; the
 //! per-connection cap (`max_pending_write`) bounds one such peer, this bounds many. Past the
 //! budget, a connection holding more than its share (budget / connections) stops being read until
-//! its queue drains: the biggest queues stop first, and a connection within its share is never
-//! paused by the others. The write timeout then closes those whose peer never reads.
+//! its queue drains: the biggest queues stop first, and a connection within its share is not
+//! stopped by the others. Past the budget, a connection holding more than a few KiB also makes no
+//! reply while a write of its is in progress (the reply would only wait behind it; see
+//! `ConnectionWatch::over_budget`). The write timeout then closes those whose peer never reads.
 
 use std::cell::Cell;
 
@@ -54,6 +56,12 @@ impl ReplyBudget {
     #[inline]
     pub(crate) fn account(&self, before: usize, after: usize) {
         self.queued.set(self.queued.get() - before + after);
+    }
+
+    /// Whether the worker holds more queued reply bytes than its budget.
+    #[inline]
+    pub fn exceeded(&self) -> bool {
+        self.queued.get() > self.limit
     }
 
     /// Whether a connection holding `queued` bytes must stop reading: the worker is over budget
