@@ -33,8 +33,10 @@ pub struct ServerConfig {
     /// 16 KiB requests about a quarter slower in the README's benchmark.
     pub read_buffer: usize,
     /// Free buffers a core keeps for reuse, in bytes; past it they are freed, and unused ones are
-    /// trimmed every few seconds. Default 4 MiB: the pool's free buffers stay resident, and 500
-    /// peers that stop reading (server/tests/hostile.rs, 2 workers) peaked at 100 to 109 MiB
+    /// trimmed every few seconds (a large buffer grown past `read_buffer` is kept only while the
+    /// core has loans of large buffers left, see [`crate::buffers::Pool::give`]). Default 4 MiB:
+    /// the pool's free buffers stay resident, and 500 peers that stop reading
+    /// (server/tests/hostile.rs, 2 workers; measured before the loans) peaked at 100 to 109 MiB
     /// with 4 MiB against 117 to 134 MiB with 8 MiB (1 MiB: 67 to 75 MiB), while 16 KiB requests
     /// at 10 x 32 cost the same server CPU per request as with 8 MiB (2 MiB and 1 MiB: about 15 %
     /// more, since the buffers a bulk stream reads with grow to 128 KiB and more, and few fit).
@@ -45,10 +47,13 @@ pub struct ServerConfig {
     /// their size ([`crate::buffers::LargeLoan`]). Default 64 per core: the connections of a busy
     /// client keep large buffers, while 500 peers sending 16 KiB requests and never reading
     /// (server/tests/hostile.rs, 2 workers) cannot each park a 64 KiB read buffer and a 64 KiB
-    /// output buffer (32 MiB of each before). Measured there (debug build): 16 per core 58 to 65
-    /// MiB peak, 64 per core 73 to 85, 128 per core 97, without the loans 113 to 126. Fewer
-    /// loans cost deeply pipelined connections past them: 100 connections x 32 in flight on one
-    /// core lost 32 % of their req/s with 16 loans, 16 % with 64, none with 128.
+    /// output buffer (32 MiB of each before). Measured there (debug build), when the loans came:
+    /// 16 per core 58 to 65 MiB peak, 64 per core 73 to 85, 128 per core 97, without the loans
+    /// 113 to 126; since the reply budget pauses writes in progress and grown buffers are freed
+    /// past the loans: 64 per core 55 to 61 MiB (18 runs), 16 per core 44 to 47, 128 per core
+    /// 71 to 73 (2 runs each). Fewer loans cost deeply pipelined connections past them: 100
+    /// connections x 32 in flight on one core lost 32 % of their req/s with 16 loans, 16 % with
+    /// 64, none with 128.
     pub max_large_readers: usize,
     /// How long a graceful shutdown may take before connections are dropped. Default 10 s.
     pub grace_period: Duration,
@@ -71,7 +76,9 @@ pub struct ServerConfig {
     /// Default 10,000 per core.
     pub max_connections: usize,
     /// Reply bytes all of a worker's connections may hold queued before the connections holding
-    /// the most stop being read. Default 4 MiB per core.
+    /// the most stop being read; past it, a connection holding more than 8 KiB also makes no reply
+    /// while a write of its is in progress (see [`crate::limits::ConnectionWatch::over_budget`]).
+    /// Default 4 MiB per core.
     pub max_queued_bytes: usize,
     /// HTTP/1 on the binary port (gateway, JSON-RPC, CONNECT; see [`crate::http`]): the most bytes
     /// a request line and its headers may take. Default 64 KiB. Bodies are limited by
