@@ -269,11 +269,7 @@ pub async fn serve_halves<R, W>(
     let writer_task = monoio::spawn(
         write_loop(writer, shared.clone(), watch.clone(), table.clone()).in_current_span(),
     );
-    // limits: the per-core reply budget; asked only past a small batch (waiting or being
-    // written) or while paused, so that pipelined small replies pay one compare.
-    let over_budget = |out: usize| {
-        (out + watch.writing() > BUDGET_CHECK_FROM || watch.is_paused()) && watch.over_budget(out)
-    };
+    let over_budget = |out: usize| budget_pauses(watch, out);
 
     let large = worker.pool.large_size();
     let mut frames = FrameReader::new(BytesMut::new(), Decoder::new(config.limits), SMALL);
@@ -286,16 +282,7 @@ pub async fn serve_halves<R, W>(
     // Reading big takes one of the core's loans of large buffers; past them, a streaming
     // connection reads into a buffer that fits its frames (buffers.rs, `max_large_readers`).
     let mut loan = LargeLoan::new(&worker.pool, &shared.lent);
-    // Back-pressure: past a cap (running requests, queued reply bytes, the per-core reply
-    // budget), no frame is dispatched and nothing read until the writer or the running requests
-    // catch up. False once the connection aborts.
-    let over = || {
-        let out = shared.entry.output.borrow().len();
-        !shared.aborted.get()
-            && (shared.in_flight.get() >= config.max_in_flight
-                || out >= config.max_pending_write
-                || over_budget(out))
-    };
+    let over = || over_caps(&shared, config, watch);
     'read: loop {
         // Contexts made from here to the next await belong to this connection (server push).
         registration.make_current();
@@ -363,7 +350,7 @@ pub async fn serve_halves<R, W>(
         // Past a cap, read nothing more until there is room (limits: past the per-core reply
         // budget, the biggest queues stop being read). One check per read: the caps are also
         // checked after every frame above.
-        if over() {
+        if over_caps(&shared, config, watch) {
             wait_for_room(&shared, &mut frames, &mut loan, &over, config.max_in_flight).await;
             if shared.aborted.get() {
                 break 'read;
@@ -490,6 +477,27 @@ pub async fn serve_halves<R, W>(
     worker
         .pool
         .give(shared.entry.output.replace(BytesMut::new()));
+}
+
+/// Back-pressure: past a cap (running requests, queued reply bytes, the per-core reply budget), no
+/// frame is dispatched and nothing read until the writer or the running requests catch up. False
+/// once the connection aborts. A function, not a closure of the connection loop, so that the check
+/// before each read stays inlined: with a third call site the closure was outlined, a call of 29
+/// instructions per request at 10 x 1 (callgrind).
+#[inline(always)]
+fn over_caps(shared: &Shared, config: &ServerConfig, watch: &ConnectionWatch) -> bool {
+    let out = shared.entry.output.borrow().len();
+    !shared.aborted.get()
+        && (shared.in_flight.get() >= config.max_in_flight
+            || out >= config.max_pending_write
+            || budget_pauses(watch, out))
+}
+
+/// limits: whether the per-core reply budget pauses the connection; asked only past a small batch
+/// (waiting or being written) or while paused, so that pipelined small replies pay one compare.
+#[inline(always)]
+fn budget_pauses(watch: &ConnectionWatch, out: usize) -> bool {
+    (out + watch.writing() > BUDGET_CHECK_FROM || watch.is_paused()) && watch.over_budget(out)
 }
 
 /// Runs an async request as its own task; its reply joins the output buffer when it is done.
