@@ -49,7 +49,9 @@ impl Drop for Context {
 
 impl Context {
     /// Drops the context in place: its drop glue is otherwise an outlined call that saves and
-    /// restores six registers for the rare fields.
+    /// restores six registers for the rare fields (20 instructions per request, callgrind). The
+    /// request and the response metadata are the only fields that own anything: a field added
+    /// with a destructor must be dropped here too.
     #[inline(always)]
     pub(crate) fn release(self) {
         let mut this = ManuallyDrop::new(self);
