@@ -10,20 +10,18 @@ use common::{request, TestServer};
 use ringrpc_codec::{MessageStatus, SerializeType};
 use ringrpc_server::ServerConfig;
 
+/// A raw Echo.Echo request.
+fn echo(seq: u64, payload: &[u8]) -> Vec<u8> {
+    request(seq, "Echo", "Echo", SerializeType::Raw, &[], payload)
+}
+
 /// `count` raw Echo.Echo requests back to back, seq 0 up: request `seq` carries `size(seq)` bytes
 /// of the letter `b'a' + seq % 26`.
 fn echo_stream(count: u64, size: impl Fn(u64) -> usize) -> Vec<u8> {
     let mut stream = Vec::new();
     for seq in 0..count {
         let payload = vec![b'a' + (seq % 26) as u8; size(seq)];
-        stream.extend_from_slice(&request(
-            seq,
-            "Echo",
-            "Echo",
-            SerializeType::Raw,
-            &[],
-            &payload,
-        ));
+        stream.extend_from_slice(&echo(seq, &payload));
     }
     stream
 }
@@ -42,14 +40,7 @@ fn pipelined_burst_with_repeated_and_random_seqs_is_all_answered() {
         state ^= state << 17;
         let seq = if i % 10 == 0 { 42 } else { state };
         let payload = format!("payload-{i}").into_bytes();
-        burst.extend_from_slice(&request(
-            seq,
-            "Echo",
-            "Echo",
-            SerializeType::Raw,
-            &[],
-            &payload,
-        ));
+        burst.extend_from_slice(&echo(seq, &payload));
         expected.entry(seq).or_default().push(payload);
     }
     client.send(&burst);
@@ -116,14 +107,7 @@ fn a_slow_handler_does_not_hold_back_the_others() {
         &[],
         b"500",
     ));
-    client.send(&request(
-        2,
-        "Echo",
-        "Echo",
-        SerializeType::Raw,
-        &[],
-        b"fast",
-    ));
+    client.send(&echo(2, b"fast"));
     let first = client.recv();
     assert_eq!(first.seq(), 2, "the fast reply overtakes the slow one");
     assert!(started.elapsed() < Duration::from_millis(400));
@@ -197,7 +181,7 @@ fn a_client_that_never_reads_does_not_grow_server_memory_without_bound() {
     let server = TestServer::with(config, ringrpc_server::demo::demo_table);
     let mut hog = server.connect();
     hog.stream.set_nonblocking(true).unwrap();
-    let frame = request(1, "Echo", "Echo", SerializeType::Raw, &[], &[0u8; 16 << 10]);
+    let frame = echo(1, &[0u8; 16 << 10]);
     // Frames written back to back; `offset` keeps partial writes in sync with frame boundaries.
     let mut sent = 0usize;
     let mut offset = 0usize;
