@@ -248,3 +248,29 @@ fn a_connection_past_the_large_buffer_loans_streams_frames_of_every_size() {
     }
     sending.join().unwrap();
 }
+
+#[test]
+fn a_burst_cut_by_the_first_small_read_is_answered_with_its_rest() {
+    let server = TestServer::start(1);
+    let mut client = server.connect();
+    // The connection's first read takes 1 KiB, and here that is all that was sent: the first
+    // frame and part of the second.
+    let first = echo(1, &[b'a'; 300]);
+    let second = echo(2, &[b'b'; 900]);
+    let cut = 1024 - first.len();
+    let mut head = first.clone();
+    head.extend_from_slice(&second[..cut]);
+    client.send(&head);
+    // The first frame waits for the rest of its burst, to be answered in the same write: a reply
+    // of its own would split the client's pipeline for good.
+    assert!(
+        client.recv_within(Duration::from_millis(300)).is_none(),
+        "the first frame was answered before the rest of its burst came"
+    );
+    client.send(&second[cut..]);
+    for (seq, fill, len) in [(1, b'a', 300), (2, b'b', 900)] {
+        let reply = client.recv();
+        assert_eq!(reply.seq(), seq);
+        assert_eq!(reply.payload(), &vec![fill; len][..]);
+    }
+}
