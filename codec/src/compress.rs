@@ -19,10 +19,12 @@ pub const COMPRESS_THRESHOLD: usize = 1024;
 /// Whether the reply to `request` with a `payload_len`-byte payload is to be compressed, and with
 /// what: the request's own compress type, only above 1024 bytes (Go `Context.Write` and the
 /// server's reply path, spec 4.8). Heartbeats follow their own rule (spec 4.4).
+#[inline]
 pub fn reply_compression(request: &Header, payload_len: usize) -> CompressType {
-    match request.compress_type() {
-        CompressType::Gzip if payload_len > COMPRESS_THRESHOLD => CompressType::Gzip,
-        _ => CompressType::None,
+    if request.is_gzip() && payload_len > COMPRESS_THRESHOLD {
+        CompressType::Gzip
+    } else {
+        CompressType::None
     }
 }
 

@@ -328,10 +328,10 @@ pub fn encode_plain_reply_with<E>(
     }
     patch_u32(buf, payload_start - 4, buf.len() - payload_start);
     let frame_len = buf.len() - start;
-    let mut header = request.header().response_header();
-    header.set_compress_type(compress);
-    header.set_total_len((frame_len - HEADER_LEN) as u32);
-    buf[start..start + HEADER_LEN].copy_from_slice(header.as_bytes());
+    // The request's header, copied with the prefix, becomes the reply's where it lies.
+    Header::view_mut(&mut buf[start..])
+        .expect("the prefix copied holds a header")
+        .make_response(compress, (frame_len - HEADER_LEN) as u32);
     Ok(frame_len)
 }
 

@@ -286,6 +286,22 @@ impl Header {
         response
     }
 
+    /// Turns this header, the request's as copied into a reply, into the reply's header in place
+    /// (the rule of [`Header::response_header`], with `compress` and `total_len` set): three
+    /// stores where building a header and copying it over took about twenty instructions.
+    #[inline(always)]
+    pub(crate) fn make_response(&mut self, compress: CompressType, total_len: u32) {
+        self.flags =
+            (self.flags & !COMPRESS_MASK) | TYPE_MASK | (compress.bits() << COMPRESS_SHIFT);
+        self.total_len = U32::new(total_len);
+    }
+
+    /// Whether the compress type is gzip, without decoding the type.
+    #[inline(always)]
+    pub(crate) fn is_gzip(&self) -> bool {
+        (self.flags & COMPRESS_MASK) >> COMPRESS_SHIFT == CompressType::Gzip.bits()
+    }
+
     fn set_flag(&mut self, mask: u8, on: bool) -> &mut Self {
         if on {
             self.flags |= mask;

@@ -60,8 +60,13 @@ use crate::push::{Outbox, PushError, Registration};
 use crate::runtime::{Accepted, ConnectionEntry, WorkerState};
 use crate::service::{Dispatch, LocalFuture, ServiceTable};
 
-/// limits: queued reply bytes past which each frame asks the per-core budget.
+/// limits: queued reply bytes past which frames ask the per-core budget.
 const BUDGET_CHECK_FROM: usize = 8 << 10;
+
+/// limits: within a run of frames, the budget is asked again once replies have grown by this
+/// much: asked after every frame, it cost 14 instructions per request at 10 x 32 (callgrind), and
+/// a connection's share of the budget moves by no more than this between two asks.
+const BUDGET_CHECK_STEP: usize = 4 << 10;
 
 /// `ECANCELED`: a read the sweeper cancelled.
 const CANCELED: i32 = 125;
@@ -315,6 +320,8 @@ pub async fn serve_halves<R, W>(
             // the run ends when the buffer holds no whole frame or past a cap.
             let capped = {
                 let mut out = shared.out();
+                // limits: where the next frame asks the reply budget (`BUDGET_CHECK_STEP`).
+                let mut budget_check_at = 0;
                 loop {
                     match frames.next_frame() {
                         Ok(Some(request)) => {
@@ -343,7 +350,10 @@ pub async fn serve_halves<R, W>(
                     }
                     if out.len() >= config.max_pending_write
                         || shared.in_flight.get() >= config.max_in_flight
-                        || over_budget(out.len())
+                        || (out.len() >= budget_check_at && {
+                            budget_check_at = out.len() + BUDGET_CHECK_STEP;
+                            over_budget(out.len())
+                        })
                     {
                         break true;
                     }
