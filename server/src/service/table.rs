@@ -7,6 +7,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::ptr::NonNull;
 
 use bytes::BytesMut;
 use ringrpc_codec::{encode_heartbeat_reply, Message};
@@ -113,8 +114,7 @@ impl ServiceTableBuilder {
             scratch: RefCell::new(BytesMut::new()),
             last_route: Cell::new(RouteHit {
                 key: RouteKey::NONE,
-                service_at: 0,
-                method_at: 0,
+                method: NonNull::dangling(),
             }),
         }
     }
@@ -147,12 +147,15 @@ pub struct ServiceTable {
     last_route: Cell<RouteHit>,
 }
 
-/// A route found: its key and the positions of the service and its method.
+/// A route found: its key and the method. A pointer rather than the service's and method's
+/// positions, whose two bounds-checked lookups cost 14 instructions per request (callgrind): the
+/// methods are never changed or dropped while the table lives (no `&mut self` method touches
+/// `services`), and they lie in the heap storage of its `Names`, which stays in place when the
+/// table moves.
 #[derive(Clone, Copy)]
 struct RouteHit {
     key: RouteKey,
-    service_at: u32,
-    method_at: u32,
+    method: NonNull<MethodFn>,
 }
 
 /// What the last-route cache compares: the wire bytes naming the method (both names with their
@@ -376,10 +379,9 @@ impl ServiceTable {
         let hit = self.last_route.get();
         if hit.key == key {
             // The same names and serialize type as a route found before: its codec was checked.
-            return Ok(self
-                .services
-                .at(hit.service_at as usize)
-                .at(hit.method_at as usize));
+            // SAFETY: set from a `&MethodFn` of this table's `services`, which live, unchanged
+            // and in place, as long as the table (see `RouteHit`).
+            return Ok(unsafe { hit.method.as_ref() });
         }
         self.look_up(request, key)
     }
@@ -409,8 +411,7 @@ impl ServiceTable {
         if RouteKey::is_whole(request) {
             self.last_route.set(RouteHit {
                 key,
-                service_at: service_at as u32,
-                method_at: method_at as u32,
+                method: NonNull::from(methods.at(method_at)),
             });
         }
         Ok(methods.at(method_at))
