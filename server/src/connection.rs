@@ -294,10 +294,10 @@ pub async fn serve_halves<R, W>(
     // first one or two would go out in a write of their own, and the client's pipeline would stay
     // split in two groups for the life of the connection (10 x 32 Echo under callgrind: 16 to 29
     // requests per write, as the connections' first reads fell, against the echo limit's 32).
-    // Only then: a busy connection's frames never wait for a read (done after every full small
-    // read, it doubled the open loop's p99 at 50,000 req/s). One read only: a client that stalls
-    // inside that frame has its earlier frames answered when it sends more, or never if the
-    // frame-read timeout closes it first.
+    // Only then: a busy connection's requests come one or a few at a time, and a reply held back
+    // for a read would be latency added to them. One read only, and the sweeper's cancel of a
+    // quiet read (a second) ends the wait: a client that stalls inside that frame still has its
+    // whole frames answered.
     let mut burst_cut = false;
     let over = || over_caps(&shared, config, watch);
     'read: loop {
@@ -477,14 +477,13 @@ pub async fn serve_halves<R, W>(
         // A busy connection that waited past a tick for its next request goes back to waiting
         // without a buffer.
         sporadic |= entry.read_done(worker) > 1;
-        let small_read = !streaming;
         match read {
             Ok(0) => break,
             Ok(n) => {
                 table.on_read(n);
                 streaming = n >= frames.last_room() || n > SMALL;
+                // (`after_wait`: the read was a small one.)
                 burst_cut = after_wait
-                    && small_read
                     && streaming
                     && frames
                         .whole_frames_len()
@@ -492,7 +491,9 @@ pub async fn serve_halves<R, W>(
                 shared.streaming.set(streaming);
             }
             Err(e) if e.raw_os_error() == Some(CANCELED) => {
-                // Quiet for a while: the large buffer goes back at the top of the loop.
+                // Quiet for a while: the large buffer goes back at the top of the loop, and
+                // frames held for the rest of their burst are answered without it.
+                burst_cut = false;
                 streaming = false;
                 shared.streaming.set(false);
                 frames.set_read_size(SMALL);

@@ -274,3 +274,21 @@ fn a_burst_cut_by_the_first_small_read_is_answered_with_its_rest() {
         assert_eq!(reply.payload(), &vec![fill; len][..]);
     }
 }
+
+#[test]
+fn frames_held_for_the_rest_of_their_burst_are_answered_if_it_never_comes() {
+    let server = TestServer::start(1);
+    let mut client = server.connect();
+    // As above, but the second frame is never finished: once the quiet read is cancelled (the
+    // sweeper, after a second), the first is answered anyway.
+    let first = echo(1, &[b'a'; 300]);
+    let second = echo(2, &[b'b'; 900]);
+    let mut head = first.clone();
+    head.extend_from_slice(&second[..1024 - first.len()]);
+    client.send(&head);
+    let reply = client
+        .recv_within(Duration::from_secs(5))
+        .expect("the first frame answered while the second stalls");
+    assert_eq!(reply.seq(), 1);
+    assert_eq!(reply.payload(), &[b'a'; 300][..]);
+}
