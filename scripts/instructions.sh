@@ -69,7 +69,8 @@ Options:
                           puts it into the README)
   --no-build              use the binaries as they are
   --keep DIR              keep each run's callgrind dumps in DIR (callgrind.SERVER.LOAD.2 is the
-                          measured batch: read it with callgrind_annotate)
+                          measured batch: scripts/callgrind_top.py gives its cost per request by
+                          function, and one function's by inlined source line; or callgrind_annotate)
   -h, --help              this help
 
 Needs valgrind (callgrind_control comes with it), taskset and, for --strace, strace.
@@ -254,7 +255,7 @@ instructions() {
 	bin=$(server_bin "$name")
 	cg=$work/callgrind.$name.$load
 	start_server "$name" "$server_cpu" "$work/$name.$load.valgrind.log" \
-		env GLIBC_TUNABLES="$tunables" valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$cg" \
+		env GLIBC_TUNABLES="$tunables" valgrind --tool=callgrind --compress-strings=no --dump-instr=yes --callgrind-out-file="$cg" \
 		"$bin" --addr "{addr}" --threads 1 --cpus "$server_cpu" || return 1
 	pid=$server_pid
 	# Under valgrind a server does not stop on SIGTERM (its signals are queued until the guest
