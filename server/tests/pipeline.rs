@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{request, TestServer};
+use common::{request, Client, TestServer};
 use ringrpc_codec::{MessageStatus, SerializeType};
 use ringrpc_server::ServerConfig;
 
@@ -249,25 +249,30 @@ fn a_connection_past_the_large_buffer_loans_streams_frames_of_every_size() {
     sending.join().unwrap();
 }
 
+/// Sends what a connection's first read (1 KiB) takes, and only that: Echo.Echo seq 1 (300 bytes
+/// of `a`) whole and the start of seq 2 (900 bytes of `b`). Returns the rest of seq 2.
+fn send_a_burst_cut_by_the_first_read(client: &mut Client) -> Vec<u8> {
+    let first = echo(1, &[b'a'; 300]);
+    let second = echo(2, &[b'b'; 900]);
+    let cut = 1024 - first.len();
+    let mut head = first;
+    head.extend_from_slice(&second[..cut]);
+    client.send(&head);
+    second[cut..].to_vec()
+}
+
 #[test]
 fn a_burst_cut_by_the_first_small_read_is_answered_with_its_rest() {
     let server = TestServer::start(1);
     let mut client = server.connect();
-    // The connection's first read takes 1 KiB, and here that is all that was sent: the first
-    // frame and part of the second.
-    let first = echo(1, &[b'a'; 300]);
-    let second = echo(2, &[b'b'; 900]);
-    let cut = 1024 - first.len();
-    let mut head = first.clone();
-    head.extend_from_slice(&second[..cut]);
-    client.send(&head);
+    let rest = send_a_burst_cut_by_the_first_read(&mut client);
     // The first frame waits for the rest of its burst, to be answered in the same write: a reply
     // of its own would split the client's pipeline for good.
     assert!(
         client.recv_within(Duration::from_millis(300)).is_none(),
         "the first frame was answered before the rest of its burst came"
     );
-    client.send(&second[cut..]);
+    client.send(&rest);
     for (seq, fill, len) in [(1, b'a', 300), (2, b'b', 900)] {
         let reply = client.recv();
         assert_eq!(reply.seq(), seq);
@@ -279,13 +284,9 @@ fn a_burst_cut_by_the_first_small_read_is_answered_with_its_rest() {
 fn frames_held_for_the_rest_of_their_burst_are_answered_if_it_never_comes() {
     let server = TestServer::start(1);
     let mut client = server.connect();
-    // As above, but the second frame is never finished: once the quiet read is cancelled (the
-    // sweeper, after a second), the first is answered anyway.
-    let first = echo(1, &[b'a'; 300]);
-    let second = echo(2, &[b'b'; 900]);
-    let mut head = first.clone();
-    head.extend_from_slice(&second[..1024 - first.len()]);
-    client.send(&head);
+    // The second frame is never finished: once the quiet read is cancelled (the sweeper, after a
+    // second), the first is answered anyway.
+    send_a_burst_cut_by_the_first_read(&mut client);
     let reply = client
         .recv_within(Duration::from_secs(5))
         .expect("the first frame answered while the second stalls");
