@@ -103,4 +103,19 @@ impl Decoder {
         let frame = buf.split_to(frame_len).freeze();
         Message::parse(frame, &self.limits).map(Some)
     }
+
+    /// As [`Decoder::decode`], parsing into `message` ([`Message::parse_into`]): `Ok(true)` when
+    /// a frame was taken and `message` now holds it.
+    #[inline(always)]
+    pub fn decode_into(&self, buf: &mut BytesMut, message: &mut Message) -> Result<bool, DecodeError> {
+        let Some(frame_len) = self.frame_len(buf)? else {
+            return Ok(false);
+        };
+        if buf.len() < frame_len {
+            return Ok(false);
+        }
+        let frame = buf.split_to(frame_len).freeze();
+        message.parse_into(frame, &self.limits)?;
+        Ok(true)
+    }
 }

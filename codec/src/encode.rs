@@ -389,6 +389,36 @@ mod tests {
     }
 
     #[test]
+    fn the_plain_reply_echoes_names_of_every_length() {
+        // Prefixes of 24 bytes (the shortest), 32, 33, 64, 65 and more: each way of copying it.
+        for (path, method) in [
+            ("", ""),
+            ("Echo", "Echo"),
+            ("Arith", "Mul2"),
+            ("A".repeat(20).as_str(), "B".repeat(20).as_str()),
+            ("A".repeat(20).as_str(), "B".repeat(21).as_str()),
+            ("Service", "M".repeat(300).as_str()),
+        ]
+        .map(|(path, method)| (path.to_owned(), method.to_owned()))
+        {
+            let mut header = Header::new();
+            header.set_seq(9);
+            let mut wire = BytesMut::new();
+            encode_frame(&mut wire, &header, path.as_bytes(), method.as_bytes(), [], b"pay");
+            let request = Message::parse(wire.freeze(), &Limits::default()).unwrap();
+            let mut general = BytesMut::from(&b"earlier"[..]);
+            let mut plain = general.clone();
+            encode_reply(&mut general, &request, [], b"pay");
+            encode_plain_reply_with(&mut plain, &request, 3, |buf| {
+                buf.extend_from_slice(b"pay");
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+            assert_eq!(plain, general, "{path}.{method}");
+        }
+    }
+
+    #[test]
     fn a_failed_payload_leaves_the_buffer_as_it_was() {
         let request = request(CompressType::None, b"abc");
         let mut buf = BytesMut::from(&b"earlier"[..]);

@@ -300,6 +300,10 @@ pub async fn serve_halves<R, W>(
     // whole frames answered.
     let mut burst_cut = false;
     let over = || over_caps(&shared, config, watch);
+    // The context every request of the connection is parsed into, in place (after the
+    // registration: its pushes go to this connection).
+    registration.make_current();
+    let mut ctx = table.connection_context(peer);
     'read: loop {
         // Contexts made from here to the next await belong to this connection (server push).
         registration.make_current();
@@ -326,16 +330,20 @@ pub async fn serve_halves<R, W>(
                 // limits: where the next frame asks the reply budget (`BUDGET_CHECK_STEP`).
                 let mut budget_check_at = 0;
                 loop {
-                    match frames.next_frame() {
-                        Ok(Some(request)) => {
+                    match frames.next_frame_into(ctx.request_slot()) {
+                        Ok(true) => {
+                            ctx.begin_request();
                             watch.frame_done(); // limits: idle and frame-read clocks
+                            let request = ctx.request();
                             tracing::debug!(
                                 seq = request.seq(),
                                 path = %String::from_utf8_lossy(request.service_path()),
                                 method = %String::from_utf8_lossy(request.service_method()),
                                 "request"
                             );
-                            match table.dispatch(request, peer, &mut out) {
+                            let dispatched = table.dispatch_in(&ctx, &mut out);
+                            ctx.end_request();
+                            match dispatched {
                                 Dispatch::Done => {}
                                 Dispatch::Pending(reply) => spawn_pending(&shared, reply),
                                 // Its error reply and every earlier one still go out
@@ -343,7 +351,7 @@ pub async fn serve_halves<R, W>(
                                 Dispatch::Close => break 'read,
                             }
                         }
-                        Ok(None) => break false,
+                        Ok(false) => break false,
                         Err(e) => {
                             log_protocol_error(watch, &e);
                             // Replies already made for earlier frames still go out; then the
@@ -362,6 +370,9 @@ pub async fn serve_halves<R, W>(
                     }
                 }
             };
+            // The last request's frame goes: the receive buffer is then unshared, to be
+            // refilled in place.
+            ctx.clear_request();
             if !capped {
                 break 'frames;
             }
@@ -505,6 +516,7 @@ pub async fn serve_halves<R, W>(
         }
     }
 
+    drop(ctx);
     shared.reading_done.set(true);
     shared.writer.wake();
     // The writer finishes once running requests are done and every reply is written.

@@ -140,6 +140,13 @@ impl FrameReader {
         self.decoder.decode(&mut self.buf)
     }
 
+    /// As [`FrameReader::next_frame`], parsing into `message` ([`Message::parse_into`]):
+    /// `Ok(true)` when `message` now holds the next frame, `Ok(false)` until one is buffered.
+    #[inline(always)]
+    pub fn next_frame_into(&mut self, message: &mut Message) -> Result<bool, DecodeError> {
+        self.decoder.decode_into(&mut self.buf, message)
+    }
+
     /// The header and length of the next whole frame, without consuming it; `None` until one is
     /// fully buffered.
     #[inline]

@@ -8,6 +8,7 @@
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::ptr::NonNull;
+use std::rc::Rc;
 
 use bytes::BytesMut;
 use ringrpc_codec::{encode_heartbeat_reply, Message};
@@ -16,7 +17,7 @@ use rustc_hash::FxHashMap;
 use crate::context::DEADLINE_EXCEEDED;
 use crate::interceptor::{Interceptor, Interceptors, Refusal};
 use crate::serialize::{has_codec, CodecError};
-use crate::service::method::{LocalFuture, MethodFn};
+use crate::service::method::{AsyncFn, LocalFuture, MethodFn};
 use crate::service::names::Names;
 use crate::service::raw::{run_raw, RawFn, RawReply};
 use crate::service::reply::{write_error, ReplySink};
@@ -248,34 +249,56 @@ impl ServiceTable {
 
     /// Routes one request and runs it (spec 4.2): heartbeats are echoed, then the interceptors'
     /// `before_call`, raw handlers, then service, method and codec are looked up, each miss
-    /// answered with Go's text.
-    // Always: the HTTP gateway and JSON-RPC call it too, and with a second caller LTO stopped
-    // inlining it into the binary loop (about 190 instructions per request, callgrind).
-    #[inline(always)]
+    /// answered with Go's text. For callers with a request at a time (the HTTP gateway,
+    /// JSON-RPC); a connection dispatches from its context ([`ServiceTable::dispatch_in`]).
     pub fn dispatch(&self, request: Message, peer: SocketAddr, out: &mut BytesMut) -> Dispatch {
+        let mut ctx = self.connection_context(peer);
+        *ctx.request_slot() = request;
+        ctx.begin_request();
+        self.dispatch_in(&ctx, out)
+    }
+
+    /// The context a connection from `peer` parses its requests into, one after the other
+    /// ([`Context::for_connection`]), with this table's deadline rule.
+    pub(crate) fn connection_context(&self, peer: SocketAddr) -> Context {
+        let mut ctx = Context::for_connection(peer);
+        if self.enforce_deadlines {
+            ctx.enforce_deadline();
+        }
+        ctx
+    }
+
+    /// [`ServiceTable::dispatch`] of the request in `ctx` (begun with
+    /// [`Context::begin_request`]). An async method gets a context of its own
+    /// ([`Context::detach`]); end the request after ([`Context::end_request`]).
+    // Always: with a second caller LTO stopped inlining it into the binary loop (about 190
+    // instructions per request, callgrind).
+    #[inline(always)]
+    pub(crate) fn dispatch_in(&self, ctx: &Context, out: &mut BytesMut) -> Dispatch {
+        let request = ctx.request();
         if request.is_heartbeat() {
             // Spec 4.4: answered even when flagged oneway, without auth or routing.
-            encode_heartbeat_reply(out, &request);
+            encode_heartbeat_reply(out, request);
             return Dispatch::Done;
         }
         if self.interceptors.is_empty() && self.raw.is_empty() {
-            return self.call_method(request, peer, out);
+            return match self.route(request) {
+                Err(text) => {
+                    write_error(out, request, &text);
+                    Dispatch::Done
+                }
+                Ok(method) => self.run(method, ctx, out),
+            };
         }
-        self.dispatch_intercepted(request, peer, out)
+        self.dispatch_intercepted(ctx, out)
     }
 
-    /// The path with interceptors or raw handlers: a context exists before routing.
-    fn dispatch_intercepted(
-        &self,
-        request: Message,
-        peer: SocketAddr,
-        out: &mut BytesMut,
-    ) -> Dispatch {
-        let ctx = self.context(request, peer);
-        if let Err(rejection) = self.interceptors.before_call(&ctx) {
+    /// The path with interceptors or raw handlers.
+    fn dispatch_intercepted(&self, ctx: &Context, out: &mut BytesMut) -> Dispatch {
+        if let Err(rejection) = self.interceptors.before_call(ctx) {
             let text = rejection.error().text();
             write_error(out, ctx.request(), text);
-            self.interceptors.after_reply(&ctx, Some(text));
+            self.interceptors.after_reply(ctx, Some(text));
             return if rejection.closes_connection() {
                 Dispatch::Close
             } else {
@@ -283,80 +306,64 @@ impl ServiceTable {
             };
         }
         if let Some(handler) = self.raw_handler(ctx.request()) {
-            let error = run_raw(handler, &ctx, out);
-            self.interceptors.after_reply(&ctx, error.as_deref());
+            let error = run_raw(handler, ctx, out);
+            self.interceptors.after_reply(ctx, error.as_deref());
             return Dispatch::Done;
         }
         match self.route(ctx.request()) {
             Err(text) => {
                 write_error(out, ctx.request(), &text);
-                self.interceptors.after_reply(&ctx, Some(&text));
+                self.interceptors.after_reply(ctx, Some(&text));
                 Dispatch::Done
             }
             Ok(method) => self.run(method, ctx, out),
         }
     }
 
-    /// The path with neither interceptors nor raw handlers: a context only for a found method.
     #[inline(always)]
-    fn call_method(&self, request: Message, peer: SocketAddr, out: &mut BytesMut) -> Dispatch {
-        match self.route(&request) {
-            Err(text) => {
-                write_error(out, &request, &text);
-                Dispatch::Done
-            }
-            Ok(method) => self.run(method, self.context(request, peer), out),
-        }
-    }
-
-    #[inline(always)]
-    fn context(&self, request: Message, peer: SocketAddr) -> Context {
-        let mut ctx = Context::new(request, peer);
-        if self.enforce_deadlines {
-            ctx.enforce_deadline();
-        }
-        ctx
-    }
-
-    #[inline(always)]
-    fn run(&self, method: &MethodFn, ctx: Context, out: &mut BytesMut) -> Dispatch {
+    fn run(&self, method: &MethodFn, ctx: &Context, out: &mut BytesMut) -> Dispatch {
         match method {
             MethodFn::Inline(f) => {
                 f(
-                    &ctx,
+                    ctx,
                     ReplySink {
                         out,
                         hooks: &self.interceptors,
                         scratch: &self.scratch,
                     },
                 );
-                ctx.release();
                 Dispatch::Done
             }
-            MethodFn::Async(f) => match ctx.enforced_deadline() {
-                None => Dispatch::Pending(f(ctx, self.interceptors.clone())),
-                Some(deadline) => {
-                    let request = ctx.request().clone();
-                    let peer = ctx.peer_addr();
-                    let hooks = self.interceptors.clone();
-                    let call = f(ctx, hooks.clone());
-                    Dispatch::Pending(Box::pin(async move {
-                        let deadline = monoio::time::Instant::from_std(deadline);
-                        match monoio::time::timeout_at(deadline, call).await {
-                            Ok(reply) => reply,
-                            // The handler's future was dropped with the timer: its task is
-                            // cancelled at the await it was parked on.
-                            Err(_) => {
-                                let mut out = BytesMut::new();
-                                write_error(&mut out, &request, DEADLINE_EXCEEDED);
-                                let ctx = Context::new(request, peer);
-                                hooks.after_reply(&ctx, Some(DEADLINE_EXCEEDED));
-                                (!out.is_empty()).then_some(out)
-                            }
+            MethodFn::Async(f) => self.run_async(f, ctx.detach()),
+        }
+    }
+
+    /// Starts an async method on its own context, under the enforced deadline if there is one.
+    #[inline(never)]
+    fn run_async(&self, f: &Rc<AsyncFn>, ctx: Context) -> Dispatch {
+        match ctx.enforced_deadline() {
+            None => Dispatch::Pending(f(ctx, self.interceptors.clone())),
+            Some(deadline) => {
+                let request = ctx.request().clone();
+                let peer = ctx.peer_addr();
+                let hooks = self.interceptors.clone();
+                let call = f(ctx, hooks.clone());
+                Dispatch::Pending(Box::pin(async move {
+                    let deadline = monoio::time::Instant::from_std(deadline);
+                    match monoio::time::timeout_at(deadline, call).await {
+                        Ok(reply) => reply,
+                        // The handler's future was dropped with the timer: its task is
+                        // cancelled at the await it was parked on.
+                        Err(_) => {
+                            let mut out = BytesMut::new();
+                            write_error(&mut out, &request, DEADLINE_EXCEEDED);
+                            let ctx = Context::new(request, peer);
+                            hooks.after_reply(&ctx, Some(DEADLINE_EXCEEDED));
+                            (!out.is_empty()).then_some(out)
                         }
-                    }))
-                }
-            },
+                    }
+                }))
+            }
         }
     }
 
