@@ -210,10 +210,20 @@ impl Message {
     /// The metadata, validated at parse time.
     #[inline]
     pub fn metadata(&self) -> Metadata<'_> {
+        if !self.has_metadata() {
+            // Most requests: no slicing (and its bounds checks) for nothing.
+            return Metadata::from_validated(&[]);
+        }
         // Validated in `parse`; checking again would cost a second walk of the block.
         Metadata::from_validated(
             &self.frame[self.method_end as usize + 4..self.metadata_end as usize],
         )
+    }
+
+    /// Whether the request carries metadata: `!metadata().is_empty()` without slicing it out.
+    #[inline]
+    pub fn has_metadata(&self) -> bool {
+        self.metadata_end > self.method_end + 4
     }
 
     /// The payload, decompressed.
@@ -423,6 +433,7 @@ mod tests {
             frames.push(wire.freeze());
         }
         let mut slot = Message::empty();
+        assert!(!slot.has_metadata());
         assert_eq!(slot.service_path(), b"");
         assert_eq!(slot.payload(), b"");
         // Twice round, so that a compressed frame is followed by a plain one and the reverse.
@@ -430,6 +441,7 @@ mod tests {
             slot.parse_into(frame.clone(), &limits).unwrap();
             let anew = Message::parse(frame.clone(), &limits).unwrap();
             assert_eq!(fields(&slot), fields(&anew));
+            assert_eq!(slot.has_metadata(), !anew.metadata().is_empty());
         }
         // A bad frame is an error, and the slot keeps the frame it held.
         let held = fields(&slot);

@@ -35,6 +35,9 @@ pub struct Context {
     /// dropping an unset one is one inline check: the compiler's drop glue for it was an
     /// outlined call costing 17 instructions per request (callgrind).
     response_metadata: ManuallyDrop<RefCell<Option<Box<MetadataBuilder>>>>,
+    /// Whether `response_metadata` is set: one load for the reply to tell, where borrowing the
+    /// cell to look cost 8 instructions per request (callgrind).
+    has_response_metadata: Cell<bool>,
 }
 
 impl Drop for Context {
@@ -61,6 +64,7 @@ impl Context {
             connection: push::current_connection(),
             started: Cell::new(0),
             response_metadata: ManuallyDrop::new(RefCell::new(None)),
+            has_response_metadata: Cell::new(false),
         }
     }
 
@@ -90,7 +94,7 @@ impl Context {
     /// metadata it set goes.
     #[inline(always)]
     pub(crate) fn end_request(&mut self) {
-        if self.response_metadata.get_mut().is_some() {
+        if self.has_response_metadata.replace(false) {
             *self.response_metadata.get_mut() = None;
         }
     }
@@ -114,6 +118,7 @@ impl Context {
             started: self.started.clone(),
             // Set by an interceptor's `before_call`, if any: it goes with the request.
             response_metadata: ManuallyDrop::new(RefCell::new(self.response_metadata.take())),
+            has_response_metadata: Cell::new(self.has_response_metadata.replace(false)),
         }
     }
 
@@ -202,6 +207,13 @@ impl Context {
             .borrow_mut()
             .get_or_insert_with(Default::default)
             .insert(key, value);
+        self.has_response_metadata.set(true);
+    }
+
+    /// Whether response metadata was set.
+    #[inline(always)]
+    pub(crate) fn has_response_metadata(&self) -> bool {
+        self.has_response_metadata.get()
     }
 
     /// The response metadata set so far (`None`: none set).
@@ -215,11 +227,11 @@ impl Context {
 /// otherwise none, as in Go.
 #[inline(always)]
 fn deadline_of(request: &Message) -> Option<Instant> {
-    let metadata = request.metadata();
-    if metadata.is_empty() {
+    if !request.has_metadata() {
         return None;
     }
-    metadata
+    request
+        .metadata()
         .get_str(SERVER_TIMEOUT_KEY)
         .and_then(|ms| ms.trim().parse::<i64>().ok())
         .map(|ms| Instant::now() + Duration::from_millis(ms.max(0) as u64))

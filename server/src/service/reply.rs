@@ -145,13 +145,13 @@ pub(crate) fn write_result<R: Payload>(
         return None;
     }
     let serialize = request.serialize_type();
-    let metadata = ctx.response_metadata();
     let written = match result {
         // The common reply (no response metadata) through the codec's shortest path.
-        Ok(reply) if metadata.is_none() => {
+        Ok(reply) if !ctx.has_response_metadata() => {
             encode_plain_reply_with(out, request, 0, |buf| reply.encode(serialize, buf))
         }
         Ok(reply) => {
+            let metadata = ctx.response_metadata();
             let pairs = metadata.iter().flat_map(|builder| builder.pairs());
             encode_reply_with(out, request, None, pairs, 0, |buf| {
                 reply.encode(serialize, buf)
@@ -166,12 +166,14 @@ pub(crate) fn write_result<R: Payload>(
             return None;
         }
         Err(CallError::Service(error)) => {
+            let metadata = ctx.response_metadata();
             let pairs = metadata.iter().flat_map(|builder| builder.pairs());
             encode_reply_with(out, request, Some(error.text()), pairs, 0, |buf| {
                 R::encode_zero(serialize, buf)
             })
         }
         Err(CallError::Panic(text)) => {
+            let metadata = ctx.response_metadata();
             let pairs = metadata.iter().flat_map(|builder| builder.pairs());
             encode_reply_with(out, request, Some(text), pairs, 0, |buf| {
                 R::encode_zero(serialize, buf)
