@@ -115,7 +115,7 @@ impl Decoder {
             return Ok(false);
         }
         let frame = buf.split_to(frame_len).freeze();
-        message.parse_into(frame, &self.limits)?;
+        message.parse_checked_into::<true>(frame, &self.limits)?;
         Ok(true)
     }
 }

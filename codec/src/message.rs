@@ -36,7 +36,7 @@ impl Message {
     /// [`Message::parse_checked`], which names what is wrong.
     #[inline(always)]
     pub fn parse(frame: Bytes, limits: &Limits) -> Result<Message, DecodeError> {
-        match locate_fields(&frame) {
+        match locate_fields::<false>(&frame) {
             Some(fields)
                 if fields.compress == CompressType::None
                     && (fields.metadata.is_empty()
@@ -86,7 +86,19 @@ impl Message {
     /// three times on its way to the handler. After an error `self` holds its old frame.
     #[inline(always)]
     pub fn parse_into(&mut self, frame: Bytes, limits: &Limits) -> Result<(), DecodeError> {
-        match locate_fields(&frame) {
+        self.parse_checked_into::<false>(frame, limits)
+    }
+
+    /// [`Message::parse_into`] of a frame the [`crate::Decoder`] cut (`FRAMED`): its magic and
+    /// total length were checked there, and the frame is exactly that long, so the common path
+    /// skips checking them again.
+    #[inline(always)]
+    pub(crate) fn parse_checked_into<const FRAMED: bool>(
+        &mut self,
+        frame: Bytes,
+        limits: &Limits,
+    ) -> Result<(), DecodeError> {
+        match locate_fields::<FRAMED>(&frame) {
             Some(fields)
                 if fields.compress == CompressType::None
                     && (fields.metadata.is_empty()
@@ -310,11 +322,13 @@ struct Fields {
 /// The fields of `frame` if it is well formed as far as lengths go (magic, total length, the
 /// three length-prefixed fields and the payload length field all inside the frame); `None`
 /// otherwise, for [`Message::parse_checked`] to say why. Metadata pairs are not checked here.
+/// `FRAMED`: the magic and the total length are known good ([`Message::parse_checked_into`]).
 #[inline(always)]
-fn locate_fields(frame: &[u8]) -> Option<Fields> {
+fn locate_fields<const FRAMED: bool>(frame: &[u8]) -> Option<Fields> {
     let header = *Header::view(frame)?;
-    if header.magic() != crate::MAGIC
-        || frame.len() != HEADER_LEN + header.total_len() as usize
+    if (!FRAMED
+        && (header.magic() != crate::MAGIC
+            || frame.len() != HEADER_LEN + header.total_len() as usize))
         || frame.len() > u32::MAX as usize
     {
         return None;
