@@ -80,6 +80,21 @@ impl Message {
         }
     }
 
+    /// Drops the frame held, for the empty message's ([`Message::empty`]): a message kept for
+    /// refilling holds no buffer between frames.
+    #[inline(always)]
+    pub fn clear(&mut self) {
+        let empty = Message::empty();
+        self.frame = empty.frame;
+        self.path_end = empty.path_end;
+        self.method_end = empty.method_end;
+        self.metadata_end = empty.metadata_end;
+        self.header = empty.header;
+        if self.decompressed.is_some() {
+            self.decompressed = None;
+        }
+    }
+
     /// Parses one whole frame into `self`, dropping the frame it held: [`Message::parse`] for a
     /// caller that keeps one message and refills it frame after frame. The common frame's fields
     /// are stored where the message lies, where a message returned (72 bytes) was copied about
@@ -457,6 +472,9 @@ mod tests {
             assert_eq!(fields(&slot), fields(&anew));
             assert_eq!(slot.has_metadata(), !anew.metadata().is_empty());
         }
+        slot.clear();
+        assert_eq!(fields(&slot), fields(&Message::empty()));
+        slot.parse_into(frames[1].clone(), &limits).unwrap();
         // A bad frame is an error, and the slot keeps the frame it held.
         let held = fields(&slot);
         let bad = frames[0].slice(..frames[0].len() - 1);

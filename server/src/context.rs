@@ -103,7 +103,7 @@ impl Context {
     /// connection's alone again, to be refilled in place.
     #[inline(always)]
     pub(crate) fn clear_request(&mut self) {
-        self.request = Message::empty();
+        self.request.clear();
     }
 
     /// An owned context for the request in the slot, for a handler that outlives the run of
