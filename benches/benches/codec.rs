@@ -120,6 +120,28 @@ fn decode(c: &mut Criterion) {
                 total
             })
         });
+        // As a connection decodes: every frame parsed into one message kept across frames
+        // (`Decoder::decode_into`), not returned as a new one.
+        let mut kept = Message::empty();
+        group.bench_function(BenchmarkId::new("into_kept_message", &case.name), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let n = left.min(PIPELINE);
+                    recv.extend_from_slice(&batch[..frame_len * n as usize]);
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        assert!(decoder.decode_into(&mut recv, &mut kept).unwrap());
+                        black_box(kept.payload().len());
+                    }
+                    total += start.elapsed();
+                    left -= n;
+                }
+                kept.clear();
+                total
+            })
+        });
     }
     group.finish();
 }

@@ -329,11 +329,11 @@ pub async fn serve_halves<R, W>(
                 let mut out = shared.out();
                 // limits: where the next frame asks the reply budget (`BUDGET_CHECK_STEP`).
                 let mut budget_check_at = 0;
-                loop {
+                let buffered_before = frames.buffered();
+                let capped = loop {
                     match frames.next_frame_into(ctx.request_slot()) {
                         Ok(true) => {
                             ctx.begin_request();
-                            watch.frame_done(); // limits: idle and frame-read clocks
                             let request = ctx.request();
                             tracing::debug!(
                                 seq = request.seq(),
@@ -368,7 +368,13 @@ pub async fn serve_halves<R, W>(
                     {
                         break true;
                     }
+                };
+                // limits: idle and frame-read clocks, once per run (the worker's coarse clock
+                // does not move within one).
+                if frames.buffered() != buffered_before {
+                    watch.frame_done();
                 }
+                capped
             };
             // The last request's frame goes: the receive buffer is then unshared, to be
             // refilled in place.
