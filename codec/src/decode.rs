@@ -107,7 +107,11 @@ impl Decoder {
     /// As [`Decoder::decode`], parsing into `message` ([`Message::parse_into`]): `Ok(true)` when
     /// a frame was taken and `message` now holds it.
     #[inline(always)]
-    pub fn decode_into(&self, buf: &mut BytesMut, message: &mut Message) -> Result<bool, DecodeError> {
+    pub fn decode_into(
+        &self,
+        buf: &mut BytesMut,
+        message: &mut Message,
+    ) -> Result<bool, DecodeError> {
         let Some(frame_len) = self.frame_len(buf)? else {
             return Ok(false);
         };

@@ -404,7 +404,14 @@ mod tests {
             let mut header = Header::new();
             header.set_seq(9);
             let mut wire = BytesMut::new();
-            encode_frame(&mut wire, &header, path.as_bytes(), method.as_bytes(), [], b"pay");
+            encode_frame(
+                &mut wire,
+                &header,
+                path.as_bytes(),
+                method.as_bytes(),
+                [],
+                b"pay",
+            );
             let request = Message::parse(wire.freeze(), &Limits::default()).unwrap();
             let mut general = BytesMut::from(&b"earlier"[..]);
             let mut plain = general.clone();
