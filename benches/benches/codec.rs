@@ -88,6 +88,31 @@ impl Case {
 /// Frames buffered per refill of the receive buffer, as if one read returned that many.
 const PIPELINE: u64 = 256;
 
+/// Times `iters` calls of `decode_one`, each taking one frame off `recv`, refilled from `batch`
+/// (`PIPELINE` frames of `frame_len` bytes) whenever it runs out: only the decode calls are
+/// timed; refilling the buffer (a socket read) is not.
+fn time_decodes(
+    iters: u64,
+    recv: &mut BytesMut,
+    batch: &[u8],
+    frame_len: usize,
+    mut decode_one: impl FnMut(&mut BytesMut),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(PIPELINE);
+        recv.extend_from_slice(&batch[..frame_len * n as usize]);
+        let start = Instant::now();
+        for _ in 0..n {
+            decode_one(recv);
+        }
+        total += start.elapsed();
+        left -= n;
+    }
+    total
+}
+
 fn decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
     for case in cases() {
@@ -103,21 +128,10 @@ fn decode(c: &mut Criterion) {
         let mut recv = BytesMut::with_capacity(batch.len());
         group.throughput(Throughput::Bytes(frame_len as u64));
         group.bench_function(BenchmarkId::from_parameter(&case.name), |b| {
-            // Only the decode calls are timed; refilling the buffer (a socket read) is not.
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    let n = left.min(PIPELINE);
-                    recv.extend_from_slice(&batch[..frame_len * n as usize]);
-                    let start = Instant::now();
-                    for _ in 0..n {
-                        black_box(decoder.decode(&mut recv).unwrap().unwrap());
-                    }
-                    total += start.elapsed();
-                    left -= n;
-                }
-                total
+                time_decodes(iters, &mut recv, &batch, frame_len, |recv| {
+                    black_box(decoder.decode(recv).unwrap().unwrap());
+                })
             })
         });
         // As a connection decodes: every frame parsed into one message kept across frames
@@ -125,23 +139,13 @@ fn decode(c: &mut Criterion) {
         let mut kept = Message::empty();
         group.bench_function(BenchmarkId::new("into_kept_message", &case.name), |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    let n = left.min(PIPELINE);
-                    recv.extend_from_slice(&batch[..frame_len * n as usize]);
-                    let start = Instant::now();
-                    for _ in 0..n {
-                        assert!(decoder.decode_into(&mut recv, &mut kept).unwrap());
-                        black_box(kept.payload().len());
-                    }
-                    total += start.elapsed();
-                    left -= n;
-                }
-                kept.clear();
-                total
+                time_decodes(iters, &mut recv, &batch, frame_len, |recv| {
+                    assert!(decoder.decode_into(recv, &mut kept).unwrap());
+                    black_box(kept.payload().len());
+                })
             })
         });
+        kept.clear();
     }
     group.finish();
 }

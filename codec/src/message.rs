@@ -36,25 +36,15 @@ impl Message {
     /// [`Message::parse_checked`], which names what is wrong.
     #[inline(always)]
     pub fn parse(frame: Bytes, limits: &Limits) -> Result<Message, DecodeError> {
-        match locate_fields::<false>(&frame) {
-            Some(fields)
-                if fields.compress == CompressType::None
-                    && (fields.metadata.is_empty()
-                        || Metadata::parse_limited(
-                            &frame[fields.metadata.clone()],
-                            limits.max_metadata_pairs,
-                        )
-                        .is_ok()) =>
-            {
-                Ok(Message {
-                    header: fields.header,
-                    frame,
-                    path_end: fields.path_end,
-                    method_end: fields.method_end,
-                    metadata_end: fields.metadata.end as u32,
-                    decompressed: None,
-                })
-            }
+        match common_fields::<false>(&frame, limits) {
+            Some(fields) => Ok(Message {
+                header: fields.header,
+                frame,
+                path_end: fields.path_end,
+                method_end: fields.method_end,
+                metadata_end: fields.metadata.end as u32,
+                decompressed: None,
+            }),
             _ => Self::parse_checked(frame, limits),
         }
     }
@@ -113,16 +103,8 @@ impl Message {
         frame: Bytes,
         limits: &Limits,
     ) -> Result<(), DecodeError> {
-        match locate_fields::<FRAMED>(&frame) {
-            Some(fields)
-                if fields.compress == CompressType::None
-                    && (fields.metadata.is_empty()
-                        || Metadata::parse_limited(
-                            &frame[fields.metadata.clone()],
-                            limits.max_metadata_pairs,
-                        )
-                        .is_ok()) =>
-            {
+        match common_fields::<FRAMED>(&frame, limits) {
+            Some(fields) => {
                 self.header = fields.header;
                 self.path_end = fields.path_end;
                 self.method_end = fields.method_end;
@@ -362,6 +344,20 @@ fn locate_fields<const FRAMED: bool>(frame: &[u8]) -> Option<Fields> {
         method_end: method_end as u32,
         metadata: method_end + 4..metadata_end,
     })
+}
+
+/// The fields of `frame` if it takes the common path of a parse: well formed, not compressed, and
+/// with valid metadata or none. `None` otherwise, for [`Message::parse_checked`].
+#[inline(always)]
+fn common_fields<const FRAMED: bool>(frame: &[u8], limits: &Limits) -> Option<Fields> {
+    let fields = locate_fields::<FRAMED>(frame)?;
+    if fields.compress != CompressType::None {
+        return None;
+    }
+    let metadata_ok = fields.metadata.is_empty()
+        || Metadata::parse_limited(&frame[fields.metadata.clone()], limits.max_metadata_pairs)
+            .is_ok();
+    metadata_ok.then_some(fields)
 }
 
 /// The end of the `u32 len, bytes` field at `at`, if it lies inside `frame`.

@@ -1,7 +1,8 @@
 //! Fuzzes the decoder with arbitrary byte streams (rpcx-protocol.md 1.4–1.8).
 //!
 //! Checks, for any input: no panic; the stream decodes to the same frames and the same final error
-//! whether it arrives whole, one byte at a time or in 7-byte pieces; every decoded message's replies
+//! whether it arrives whole, one byte at a time or in 7-byte pieces, and whether each frame is
+//! returned or parsed into one message kept from frame to frame; every decoded message's replies
 //! (normal, error, heartbeat) encode and decode back; small limits refuse frames without panicking.
 //! Seeds come from the golden vectors: `scripts/fuzz.sh` writes them.
 
@@ -10,7 +11,7 @@
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use ringrpc_codec::{
-    encode_error_reply, encode_heartbeat_reply, encode_reply, Decoder, Limits, Message,
+    encode_error_reply, encode_heartbeat_reply, encode_reply, DecodeError, Decoder, Limits, Message,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -22,6 +23,11 @@ fuzz_target!(|data: &[u8]| {
             "the outcome depends on how the stream is cut ({chunk}-byte pieces)"
         );
     }
+    assert_eq!(
+        whole,
+        run_into(&Decoder::default(), data, 7),
+        "frames parsed into a kept message differ from frames returned one by one"
+    );
     let small = Limits {
         max_frame_len: 64,
         max_decompressed_len: 64,
@@ -42,6 +48,33 @@ struct Outcome {
 
 /// Feeds `data` to `decoder` `chunk` bytes at a time, decoding all it can after each piece.
 fn run(decoder: &Decoder, data: &[u8], chunk: usize) -> Outcome {
+    feed(data, chunk, |buf| {
+        Ok(decoder.decode(buf)?.map(|msg| {
+            check_replies(&msg);
+            (msg.frame().to_vec(), msg.payload().to_vec())
+        }))
+    })
+}
+
+/// As [`run`], the way a connection decodes: every frame parsed into one message kept from frame
+/// to frame ([`Decoder::decode_into`]).
+fn run_into(decoder: &Decoder, data: &[u8], chunk: usize) -> Outcome {
+    let mut kept = Message::empty();
+    feed(data, chunk, |buf| {
+        Ok(decoder.decode_into(buf, &mut kept)?.then(|| {
+            check_replies(&kept);
+            (kept.frame().to_vec(), kept.payload().to_vec())
+        }))
+    })
+}
+
+/// Feeds `data` `chunk` bytes at a time to a buffer, taking what `next` decodes (a frame's bytes
+/// and payload) after each piece until it wants more or fails.
+fn feed(
+    data: &[u8],
+    chunk: usize,
+    mut next: impl FnMut(&mut BytesMut) -> Result<Option<(Vec<u8>, Vec<u8>)>, DecodeError>,
+) -> Outcome {
     let mut buf = BytesMut::new();
     let mut outcome = Outcome {
         frames: Vec::new(),
@@ -50,13 +83,8 @@ fn run(decoder: &Decoder, data: &[u8], chunk: usize) -> Outcome {
     for piece in data.chunks(chunk) {
         buf.extend_from_slice(piece);
         loop {
-            match decoder.decode(&mut buf) {
-                Ok(Some(msg)) => {
-                    check_replies(&msg);
-                    outcome
-                        .frames
-                        .push((msg.frame().to_vec(), msg.payload().to_vec()));
-                }
+            match next(&mut buf) {
+                Ok(Some(frame)) => outcome.frames.push(frame),
                 Ok(None) => break,
                 Err(e) => {
                     outcome.error = Some(e.to_string());
