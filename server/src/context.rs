@@ -1,8 +1,10 @@
 //! What a handler knows about its request: metadata, seq, peer, deadline, its connection (for
 //! server push), and the response metadata it may set (docs/protocol.md 4.2 steps 6–7, 4.9, 4.16).
 //!
-//! A [`Context`] owns the decoded request (a few `Bytes` handles on the receive buffer), so it can
-//! move into an async handler. It allocates nothing unless the handler sets response metadata.
+//! A [`Context`] owns the decoded request (a `Bytes` handle on the receive buffer). A connection
+//! keeps one for its life and parses each request into it, in place; an async handler, which
+//! outlives the run of frames, gets a context of its own ([`Context::detach`]). It allocates
+//! nothing unless the handler sets response metadata.
 
 use std::cell::{Cell, RefCell};
 use std::mem::ManuallyDrop;
