@@ -36,8 +36,8 @@ impl Message {
     /// [`Message::parse_checked`], which names what is wrong.
     #[inline(always)]
     pub fn parse(frame: Bytes, limits: &Limits) -> Result<Message, DecodeError> {
-        match common_fields::<false>(&frame, limits) {
-            Some(fields) => Ok(Message {
+        match locate_fields::<false>(&frame) {
+            Some(fields) if fields.take_the_common_path(&frame, limits) => Ok(Message {
                 header: fields.header,
                 frame,
                 path_end: fields.path_end,
@@ -103,8 +103,8 @@ impl Message {
         frame: Bytes,
         limits: &Limits,
     ) -> Result<(), DecodeError> {
-        match common_fields::<FRAMED>(&frame, limits) {
-            Some(fields) => {
+        match locate_fields::<FRAMED>(&frame) {
+            Some(fields) if fields.take_the_common_path(&frame, limits) => {
                 self.header = fields.header;
                 self.path_end = fields.path_end;
                 self.method_end = fields.method_end;
@@ -316,6 +316,22 @@ struct Fields {
     metadata: std::ops::Range<usize>,
 }
 
+impl Fields {
+    /// Whether the frame they were found in takes the common path of a parse: not compressed, and
+    /// with valid metadata or none. Otherwise [`Message::parse_checked`] parses it and names what
+    /// is wrong.
+    #[inline(always)]
+    fn take_the_common_path(&self, frame: &[u8], limits: &Limits) -> bool {
+        self.compress == CompressType::None
+            && (self.metadata.is_empty()
+                || Metadata::parse_limited(
+                    &frame[self.metadata.clone()],
+                    limits.max_metadata_pairs,
+                )
+                .is_ok())
+    }
+}
+
 /// The fields of `frame` if it is well formed as far as lengths go (magic, total length, the
 /// three length-prefixed fields and the payload length field all inside the frame); `None`
 /// otherwise, for [`Message::parse_checked`] to say why. Metadata pairs are not checked here.
@@ -344,20 +360,6 @@ fn locate_fields<const FRAMED: bool>(frame: &[u8]) -> Option<Fields> {
         method_end: method_end as u32,
         metadata: method_end + 4..metadata_end,
     })
-}
-
-/// The fields of `frame` if it takes the common path of a parse: well formed, not compressed, and
-/// with valid metadata or none. `None` otherwise, for [`Message::parse_checked`].
-#[inline(always)]
-fn common_fields<const FRAMED: bool>(frame: &[u8], limits: &Limits) -> Option<Fields> {
-    let fields = locate_fields::<FRAMED>(frame)?;
-    if fields.compress != CompressType::None {
-        return None;
-    }
-    let metadata_ok = fields.metadata.is_empty()
-        || Metadata::parse_limited(&frame[fields.metadata.clone()], limits.max_metadata_pairs)
-            .is_ok();
-    metadata_ok.then_some(fields)
 }
 
 /// The end of the `u32 len, bytes` field at `at`, if it lies inside `frame`.
