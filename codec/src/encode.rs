@@ -359,13 +359,25 @@ mod tests {
     use crate::{Limits, SerializeType};
 
     fn request(compress: CompressType, payload: &[u8]) -> Message {
+        named_request("Arith", "Mul", compress, payload)
+    }
+
+    /// A JSON request with one metadata pair.
+    fn named_request(path: &str, method: &str, compress: CompressType, payload: &[u8]) -> Message {
         let mut header = Header::new();
         header.set_seq(77);
         header.set_serialize_type(SerializeType::Json);
         header.set_compress_type(compress);
         let mut wire = BytesMut::new();
         let pairs: [(&[u8], &[u8]); 1] = [(b"k", b"v")];
-        encode_frame(&mut wire, &header, b"Arith", b"Mul", pairs, payload);
+        encode_frame(
+            &mut wire,
+            &header,
+            path.as_bytes(),
+            method.as_bytes(),
+            pairs,
+            payload,
+        );
         Message::parse(wire.freeze(), &Limits::default()).unwrap()
     }
 
@@ -390,7 +402,7 @@ mod tests {
 
     #[test]
     fn the_plain_reply_echoes_names_of_every_length() {
-        // Prefixes of 24 bytes (the shortest), 32, 33, 64, 65 and more: each way of copying it.
+        // Reply prefixes (header, path, method) from the shortest, 24 bytes, to hundreds.
         for (path, method) in [
             ("", ""),
             ("Echo", "Echo"),
@@ -401,18 +413,7 @@ mod tests {
         ]
         .map(|(path, method)| (path.to_owned(), method.to_owned()))
         {
-            let mut header = Header::new();
-            header.set_seq(9);
-            let mut wire = BytesMut::new();
-            encode_frame(
-                &mut wire,
-                &header,
-                path.as_bytes(),
-                method.as_bytes(),
-                [],
-                b"pay",
-            );
-            let request = Message::parse(wire.freeze(), &Limits::default()).unwrap();
+            let request = named_request(&path, &method, CompressType::None, b"pay");
             let mut general = BytesMut::from(&b"earlier"[..]);
             let mut plain = general.clone();
             encode_reply(&mut general, &request, [], b"pay");

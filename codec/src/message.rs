@@ -74,15 +74,7 @@ impl Message {
     /// refilling holds no buffer between frames.
     #[inline(always)]
     pub fn clear(&mut self) {
-        let empty = Message::empty();
-        self.frame = empty.frame;
-        self.path_end = empty.path_end;
-        self.method_end = empty.method_end;
-        self.metadata_end = empty.metadata_end;
-        self.header = empty.header;
-        if self.decompressed.is_some() {
-            self.decompressed = None;
-        }
+        *self = Message::empty();
     }
 
     /// Parses one whole frame into `self`, dropping the frame it held: [`Message::parse`] for a
