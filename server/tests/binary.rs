@@ -4,42 +4,24 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::binary::ServerProcess;
 use ringrpc_codec::SerializeType;
 
 fn run_and_signal(signal: i32) {
-    let port = common::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringrpc-server"))
-        .args([
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--threads",
-            "2",
-            "--cpus",
-            "0-1",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut client = loop {
-        if let Ok(stream) = std::net::TcpStream::connect(addr) {
-            drop(stream);
-            break common::Client::connect(addr);
-        }
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let mut server = ServerProcess::start(&["--threads", "2", "--cpus", "0-1"]);
+    let mut client = common::Client::connect(server.addr);
     let reply = client.call(1, "Arith", "Mul", SerializeType::Json, br#"{"A":3,"B":5}"#);
     assert_eq!(reply.payload(), br#"{"C":15}"#);
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as i32, signal) };
-    let status = child.wait().unwrap();
-    assert!(status.success(), "exit status {status:?}");
+    server.signal(signal);
+    let status = server.exit_within(Duration::from_secs(15));
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        server.log()
+    );
 }
 
 #[test]
@@ -64,16 +46,8 @@ fn bad_flags_are_refused_with_a_message() {
 
 #[test]
 fn sigterm_while_requests_run_answers_every_request_read_and_refuses_new_connections() {
-    let port = common::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringrpc-server"))
-        .args(["--addr", &format!("127.0.0.1:{port}"), "--threads", "2"])
-        .args(["--grace-period", "5"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    common::wait_listening(addr);
+    let mut server = ServerProcess::start(&["--threads", "2", "--grace-period", "5"]);
+    let addr = server.addr;
     let mut clients: Vec<_> = (0..6).map(|_| common::Client::connect(addr)).collect();
     for (i, client) in clients.iter_mut().enumerate() {
         // Every connection is served before the burst, so it is registered on its worker.
@@ -99,8 +73,7 @@ fn sigterm_while_requests_run_answers_every_request_read_and_refuses_new_connect
     // Every burst is read; the sleeps are still running when the signal comes.
     std::thread::sleep(Duration::from_millis(150));
     let signalled = Instant::now();
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    server.signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(100));
     match std::net::TcpStream::connect(addr) {
         Err(_) => {}
@@ -130,7 +103,7 @@ fn sigterm_while_requests_run_answers_every_request_read_and_refuses_new_connect
         assert_eq!(seen, (0..40).collect::<Vec<_>>(), "a reply was lost");
         assert!(client.is_closed_within(Duration::from_secs(5)));
     }
-    let status = child.wait().unwrap();
+    let status = server.exit_within(Duration::from_secs(15));
     assert!(status.success(), "exit status {status:?}");
     assert!(
         signalled.elapsed() < Duration::from_secs(5),
@@ -141,29 +114,20 @@ fn sigterm_while_requests_run_answers_every_request_read_and_refuses_new_connect
 
 #[test]
 fn feature_flags_reach_the_server() {
-    let (port, metrics_port) = (common::free_port(), common::free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringrpc-server"))
-        .args([
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--threads",
-            "1",
-            "--metrics-addr",
-            &format!("127.0.0.1:{metrics_port}"),
-            "--enforce-deadlines",
-            "--conn-rate-limit",
-            "1000",
-            "--rate-limit",
-            "1000",
-            "--auth-token",
-            "tok",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    common::wait_listening(addr);
+    let mut server = ServerProcess::start(&[
+        "--threads",
+        "1",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--enforce-deadlines",
+        "--conn-rate-limit",
+        "1000",
+        "--rate-limit",
+        "1000",
+        "--auth-token",
+        "tok",
+    ]);
+    let addr = server.addr;
     let mut client = common::Client::connect(addr);
     // --enforce-deadlines (and --auth-token: the token is there).
     client.send(&common::request(
@@ -180,7 +144,8 @@ fn feature_flags_reach_the_server() {
         Some("context deadline exceeded")
     );
     // --metrics-addr: the request is counted, as an error.
-    let mut scrape = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
+    let mut scrape =
+        std::net::TcpStream::connect(server.metrics_addr.expect("metrics served")).unwrap();
     scrape.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
     let mut text = String::new();
     scrape.read_to_string(&mut text).unwrap();
@@ -202,7 +167,6 @@ fn feature_flags_reach_the_server() {
         Some("invalid token")
     );
     assert!(client.is_closed_within(Duration::from_secs(5)));
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success());
+    server.signal(libc::SIGTERM);
+    assert!(server.exit_within(Duration::from_secs(15)).success());
 }

@@ -8,11 +8,11 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::binary::ServerProcess;
 use common::request;
 use ringrpc_codec::SerializeType;
 
@@ -94,26 +94,19 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: std::path::PathBuf,
-}
-
-fn start_server() -> Server {
-    let port = common::free_port();
-    let log = std::env::temp_dir().join(format!("ringrpc-hostile-{port}.log"));
-    let child = Command::new(env!("CARGO_BIN_EXE_ringrpc-server"))
-        .args(["--addr", &format!("127.0.0.1:{port}"), "--threads", "2"])
-        .args(["--frame-read-timeout", "2", "--write-timeout", "2"])
-        .args(["--idle-timeout", "30", "--grace-period", "5"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    common::wait_listening(addr);
-    Server { child, addr, log }
+fn start_server() -> ServerProcess {
+    ServerProcess::start(&[
+        "--threads",
+        "2",
+        "--frame-read-timeout",
+        "2",
+        "--write-timeout",
+        "2",
+        "--idle-timeout",
+        "30",
+        "--grace-period",
+        "5",
+    ])
 }
 
 /// Whether a non-blocking socket has been closed by the server (EOF or reset).
@@ -223,7 +216,7 @@ fn hostile_connections_are_closed_and_good_clients_served_within_the_memory_boun
     raise_fd_limit();
     let mut server = start_server();
     let addr = server.addr;
-    let pid = server.child.id();
+    let pid = server.pid() as u32;
     let stop = Arc::new(AtomicBool::new(false));
     let replies = Arc::new(AtomicU64::new(0));
     let good_clients: Vec<_> = (0..GOOD as u64)
@@ -261,10 +254,9 @@ fn hostile_connections_are_closed_and_good_clients_served_within_the_memory_boun
     let sampled_kib = sampler.join().unwrap();
     let served = replies.load(Ordering::Relaxed);
 
-    // SAFETY: a signal to our own child.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let status = server.child.wait().unwrap();
-    let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+    server.signal(libc::SIGTERM);
+    let status = server.exit_within(Duration::from_secs(30));
+    let log = server.log();
     let refusal_lines = log.lines().filter(|l| l.contains("timeout")).count();
     eprintln!(
         "hostile: {slow_closed}/{SLOWLORIS} slowloris closed (last at {slow_last:?}), \
@@ -273,7 +265,6 @@ fn hostile_connections_are_closed_and_good_clients_served_within_the_memory_boun
          {sampled_kib} KiB), bound {RSS_BOUND_KIB} KiB; {refusal_lines} timeout log lines",
         peak_kib
     );
-    let _ = std::fs::remove_file(&server.log);
     assert_eq!(slow_closed, SLOWLORIS, "every slowloris connection closed");
     assert_eq!(deaf_closed, DEAF, "every deaf connection closed");
     assert!(

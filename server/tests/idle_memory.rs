@@ -25,9 +25,9 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::binary::ServerProcess;
 use ringrpc_codec::SerializeType;
 
 const CONNECTIONS: usize = 10_000;
@@ -80,37 +80,20 @@ fn settled_rss(pid: u32, within: Duration) -> u64 {
     }
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn idle_connections_hold_no_buffers() {
     raise_nofile(CONNECTIONS as u64 + 1000);
-    let port = common::free_port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let server = Server(
-        // RINGRPC_SERVER_BIN: measure another build (e.g. the release binary) the same way.
-        Command::new(
-            std::env::var("RINGRPC_SERVER_BIN")
-                .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ringrpc-server").to_string()),
-        )
-        .args(["--addr", &addr.to_string(), "--threads", "2"])
-        // Every bulk connection below is lent large buffers (by default at most 16 a core are),
-        // so that the burst's memory is large and its return measurable.
-        .args(["--max-large-readers", &CONNECTIONS.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap(),
+    // RINGRPC_SERVER_BIN: measure another build (e.g. the release binary) the same way.
+    let binary = std::env::var("RINGRPC_SERVER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ringrpc-server").to_string());
+    // Every bulk connection below is lent large buffers (by default at most 16 a core are), so
+    // that the burst's memory is large and its return measurable.
+    let connections = CONNECTIONS.to_string();
+    let server = ServerProcess::start_binary(
+        &binary,
+        &["--threads", "2", "--max-large-readers", &connections],
     );
-    let pid = server.0.id();
-    common::wait_listening(addr);
+    let (addr, pid) = (server.addr, server.pid() as u32);
     let empty = settled_rss(pid, Duration::from_secs(3));
 
     let mut conns: Vec<TcpStream> = (0..CONNECTIONS)

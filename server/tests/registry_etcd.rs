@@ -10,10 +10,11 @@ mod common;
 mod etcd;
 
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use etcd::{free_port, list, wait_for, Etcd, Kv};
+use common::binary::ServerProcess;
+use etcd::{list, wait_for, Etcd, Kv};
 
 use ringrpc_codec::SerializeType;
 use ringrpc_server::registry::etcd::{EtcdConfig, EtcdRegistry};
@@ -149,21 +150,19 @@ fn binary_deletes_its_keys_before_it_stops_accepting() {
     let Some(etcd) = Etcd::start("binary") else {
         return;
     };
-    let port = free_port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringrpc-server"))
-        .args(["--addr", &addr.to_string(), "--threads", "1"])
-        .args(["--etcd", &etcd.endpoint(), "--base-path", "/rpcx_binary"])
-        .args([
-            "--metadata",
-            "group=g1",
-            "--metadata",
-            "Echo:state=inactive",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut server = ServerProcess::start(&[
+        "--threads",
+        "1",
+        "--etcd",
+        &etcd.endpoint(),
+        "--base-path",
+        "/rpcx_binary",
+        "--metadata",
+        "group=g1",
+        "--metadata",
+        "Echo:state=inactive",
+    ]);
+    let addr = server.addr;
     let endpoint = etcd.endpoint();
     let node_keys = |kvs: &[Kv]| -> Vec<(String, String)> {
         kvs.iter()
@@ -196,8 +195,7 @@ fn binary_deletes_its_keys_before_it_stops_accepting() {
         ]
     );
 
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    server.signal(libc::SIGTERM);
     assert!(
         wait_for(&endpoint, "/rpcx_binary", Duration::from_secs(5), |kvs| {
             node_keys(kvs).is_empty()
@@ -209,7 +207,7 @@ fn binary_deletes_its_keys_before_it_stops_accepting() {
         TcpStream::connect(addr).is_ok(),
         "stopped accepting before deregistering"
     );
-    let status = child.wait().unwrap();
+    let status = server.exit_within(Duration::from_secs(15));
     assert!(status.success(), "exit status {status:?}");
 }
 

@@ -9,11 +9,11 @@ mod common;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use common::binary::ServerProcess;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use ringrpc_codec::{Decoder, Limits, SerializeType};
@@ -166,34 +166,16 @@ fn soak_many_connections_and_requests_with_garbage_among_them() {
     let garbage_percent = env_or("SOAK_GARBAGE_PERCENT", 1) as u64;
     let garbage_every = (100 / garbage_percent.max(1)).max(1);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringrpc-server"))
-        .args(["--addr", &format!("127.0.0.1:{port}"), "--threads", "2"])
-        // Garbage that starts like a frame waits in the frame-read timeout: 10 s, not the 30 s
-        // default, to keep the run short, and not less: under this overload a busy connection
-        // may wait seconds for its next read, and a shorter timeout closes good ones too.
-        .args(["--frame-read-timeout", "10"])
-        // SOAK_SERVER_ARGS: more flags for the server, e.g. to compare settings.
-        .args(
-            std::env::var("SOAK_SERVER_ARGS")
-                .unwrap_or_default()
-                .split_whitespace(),
-        )
-        .stdout(Stdio::null())
-        // SOAK_LOG: a file for the server's log (its refusals), else none.
-        .stderr(match std::env::var_os("SOAK_LOG") {
-            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
-            None => Stdio::null(),
-        })
-        .spawn()
-        .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    common::wait_listening(addr);
-    let pid = child.id();
+    // SOAK_SERVER_ARGS: more flags for the server, e.g. to compare settings.
+    let more_args = std::env::var("SOAK_SERVER_ARGS").unwrap_or_default();
+    let mut args = vec!["--threads", "2"];
+    // Garbage that starts like a frame waits in the frame-read timeout: 10 s, not the 30 s
+    // default, to keep the run short, and not less: under this overload a busy connection may
+    // wait seconds for its next read, and a shorter timeout closes good ones too.
+    args.extend(["--frame-read-timeout", "10"]);
+    args.extend(more_args.split_whitespace());
+    let mut server = ServerProcess::start(&args);
+    let (addr, pid) = (server.addr, server.pid());
 
     let good_conns = conns - conns / garbage_every;
     let per_conn = total.div_ceil(good_conns);
@@ -226,9 +208,12 @@ fn soak_many_connections_and_requests_with_garbage_among_them() {
         .find(|l| l.starts_with("VmHWM:"))
         .unwrap_or("VmHWM: ?")
         .to_string();
-    // SAFETY: a signal to our own child.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let exit = child.wait().unwrap();
+    server.signal(libc::SIGTERM);
+    let exit = server.exit_within(Duration::from_secs(60));
+    // SOAK_LOG: a file for the server's log (its refusals).
+    if let Some(path) = std::env::var_os("SOAK_LOG") {
+        std::fs::write(path, server.log()).unwrap();
+    }
 
     let garbage_conns = conns - good_conns;
     eprintln!(

@@ -1,7 +1,8 @@
-//! Test support: a real server on a random 127.0.0.1 port, and a blocking client that speaks
-//! frames through the codec.
+//! Test support: a real server on a random 127.0.0.1 port (in this process, or the binary as a
+//! child: `binary`), and a blocking client that speaks frames through the codec.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod http;
 
 use std::collections::HashMap;
@@ -14,35 +15,6 @@ use ringrpc_codec::{encode_frame, Decoder, Header, Limits, Message, SerializeTyp
 use ringrpc_server::{
     demo, RegistrationError, Running, Server, ServerConfig, ServiceTable, Shutdown, WorkerId,
 };
-
-/// A free port on 127.0.0.1 (for a server binary started by a test), never the same twice in
-/// one test process: the kernel may hand a just-released port out again, and since ringrpc binds
-/// with `SO_REUSEPORT`, two test servers would then share it and take each other's connections.
-pub fn free_port() -> u16 {
-    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut handed_out = HANDED_OUT.lock().unwrap();
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !handed_out.contains(&port) {
-            handed_out.push(port);
-            return port;
-        }
-    }
-}
-
-/// Waits (10 s at most) until something accepts connections on `addr`: a server binary a test
-/// started is listening.
-pub fn wait_listening(addr: SocketAddr) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() {
-        assert!(std::time::Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// A server that shuts down when dropped.
 pub struct TestServer {

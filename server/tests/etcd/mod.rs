@@ -39,12 +39,21 @@ impl Etcd {
         ));
         let mut etcd = Etcd {
             binary,
-            client_port: free_port(),
-            peer_port: free_port(),
+            client_port: 0,
+            peer_port: 0,
             dir,
             child: None,
         };
-        etcd.run();
+        // A port found free can be taken again before etcd binds it (by a listener a sibling
+        // test's fork holds until its exec): etcd then exits at once, and new ports are tried.
+        for attempt in 1.. {
+            (etcd.client_port, etcd.peer_port) = (free_port(), free_port());
+            match etcd.try_run() {
+                Ok(()) => break,
+                Err(why) if attempt < 3 => eprintln!("{test}: {why}; trying other ports"),
+                Err(why) => panic!("{test}: {why}"),
+            }
+        }
         Some(etcd)
     }
 
@@ -55,9 +64,15 @@ impl Etcd {
     /// Starts the process (again, after `kill`) on the same ports and data, and waits until it
     /// answers.
     pub fn run(&mut self) {
+        if let Err(why) = self.try_run() {
+            panic!("{why}");
+        }
+    }
+
+    fn try_run(&mut self) -> Result<(), String> {
         let client = format!("http://127.0.0.1:{}", self.client_port);
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let child = Command::new(&self.binary)
+        let mut child = Command::new(&self.binary)
             .arg("--data-dir")
             .arg(&self.dir)
             .args(["--name", "test"])
@@ -67,15 +82,35 @@ impl Etcd {
             .args(["--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &format!("test={peer}")])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start etcd");
-        self.child = Some(child);
+        // Its log is read only if it exits early (a full pipe would stop it otherwise).
+        let stderr = child.stderr.take().expect("piped");
+        let log = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut { stderr }, &mut text);
+            text
+        });
         let deadline = Instant::now() + Duration::from_secs(15);
         while list(&self.endpoint(), "/").is_err() {
-            assert!(Instant::now() < deadline, "etcd did not answer within 15 s");
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = log.join().unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                return Err(format!(
+                    "etcd exited ({status}) before answering; its last lines, newest first:\n{}",
+                    tail.join("\n")
+                ));
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("etcd did not answer within 15 s".into());
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+        self.child = Some(child);
+        Ok(())
     }
 
     /// SIGKILL: etcd crashes, its data (and leases) stay on disk.
