@@ -87,7 +87,8 @@ pub struct Echo;
 
 #[service]
 impl Echo {
-    pub fn echo(&self, ctx: &Context, payload: Bytes) -> Result<Bytes, ServiceError> {
+    /// The payload is borrowed from the receive buffer and copied once, into the reply.
+    pub fn echo<'a>(&self, ctx: &Context, payload: &'a [u8]) -> Result<&'a [u8], ServiceError> {
         for (key, value) in ctx.metadata() {
             ctx.set_response_metadata(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
         }

@@ -1,6 +1,6 @@
 //! `#[service]` end to end over a socket: every supported method shape (plain and async, with and
-//! without the context), renamed and skipped methods, and each codec (JSON, MsgPack, Protobuf,
-//! raw) through the same typed method.
+//! without the context, the payload owned or borrowed), renamed and skipped methods, and each
+//! codec (JSON, MsgPack, Protobuf, raw) through the same typed method.
 
 mod common;
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::TestServer;
 use prost::Message as _;
-use ringrpc_codec::{MessageStatus, SerializeType, ERROR_KEY};
+use ringrpc_codec::{CompressType, Header, MessageStatus, SerializeType, ERROR_KEY};
 use ringrpc_server::demo::{ArithArgs, ArithReply};
 use ringrpc_server::{service, Context, ServerConfig, ServiceError, ServiceTable};
 
@@ -66,6 +66,26 @@ impl Shapes {
     pub async fn later_seq(&self, ctx: &Context, _: Bytes) -> Result<Bytes, ServiceError> {
         monoio::time::sleep(Duration::from_millis(5)).await;
         Ok(Bytes::from(ctx.seq().to_string()))
+    }
+
+    /// Plain, the payload borrowed, the reply a slice of it.
+    pub fn tail<'a>(&self, payload: &'a [u8]) -> Result<&'a [u8], ServiceError> {
+        payload
+            .get(1..)
+            .ok_or_else(|| ServiceError::from("empty payload"))
+    }
+
+    /// Plain, the payload borrowed and the context, a typed reply.
+    pub fn length(&self, ctx: &Context, payload: &[u8]) -> Result<ArithReply, ServiceError> {
+        ctx.set_response_metadata("seq", ctx.seq().to_string());
+        Ok(ArithReply {
+            c: payload.len() as i64,
+        })
+    }
+
+    /// Plain, the payload borrowed, and it panics.
+    pub fn boom(&self, _: &[u8]) -> Result<&'static [u8], ServiceError> {
+        panic!("boom")
     }
 
     /// Renamed, with the user's own error type.
@@ -135,6 +155,53 @@ fn async_methods_with_and_without_context() {
     assert_eq!(reply.payload(), b"x");
     let reply = client.call(41, "Shapes", "LaterSeq", SerializeType::Raw, b"");
     assert_eq!(reply.payload(), b"41");
+}
+
+#[test]
+fn methods_borrowing_the_payload_reply_with_a_slice_of_it_or_a_typed_value() {
+    let server = server();
+    let mut client = server.connect();
+    let reply = client.call(1, "Shapes", "Tail", SerializeType::Raw, b"xyz");
+    assert_eq!(reply.payload(), b"yz");
+    // An error: the text, and the empty raw payload (as a `Bytes` reply's zero value).
+    let reply = client.call(2, "Shapes", "Tail", SerializeType::Raw, b"");
+    assert_eq!(error_text(&reply), "empty payload");
+    assert_eq!(reply.payload(), b"");
+    // Any serialize type is taken as is, as for a `Bytes` argument.
+    let reply = client.call(3, "Shapes", "Tail", SerializeType::Json, b"\"q\"");
+    assert_eq!(reply.payload(), b"q\"");
+    // A typed reply, encoded with the request's serialize type; the context is there.
+    let reply = client.call(4, "Shapes", "Length", SerializeType::Json, b"12345");
+    assert_eq!(reply.payload(), br#"{"C":5}"#);
+    assert_eq!(reply.metadata().get_str("seq"), Some("4"));
+    let reply = client.call(5, "Shapes", "Boom", SerializeType::Raw, b"x");
+    assert_eq!(
+        error_text(&reply),
+        "[service internal error]: boom, method: Boom"
+    );
+    // The connection goes on after the panic.
+    let reply = client.call(6, "Shapes", "Tail", SerializeType::Raw, b"ok");
+    assert_eq!(reply.payload(), b"k");
+}
+
+#[test]
+fn a_borrowed_payload_is_the_decompressed_one() {
+    let server = server();
+    let mut client = server.connect();
+    let payload: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+    let mut header = Header::new();
+    header
+        .set_seq(9)
+        .set_compress_type(CompressType::Gzip)
+        .set_serialize_type(SerializeType::Raw);
+    // (The frame writer compresses the payload, as the header says.)
+    let frame = common::frame(&header, "Shapes", "Tail", &[], &payload);
+    assert!(frame.len() < payload.len(), "the request went compressed");
+    client.send(&frame);
+    let reply = client.recv();
+    // Over 1024 bytes: the reply is compressed like the request (the client decompresses it).
+    assert_eq!(reply.header().compress_type(), CompressType::Gzip);
+    assert_eq!(reply.payload(), &payload[1..]);
 }
 
 #[test]

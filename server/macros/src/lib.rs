@@ -127,19 +127,51 @@ fn register(m: &RpcMethod) -> TokenStream2 {
         span,
         ..
     } = m;
-    let check = quote_spanned! {args.span()=>
-        {
-            fn argument_is_a_payload<T: ::ringrpc_server::Payload>() {}
-            argument_is_a_payload::<#args>();
+    let borrows_payload = is_byte_slice(args);
+    // A borrowed payload answered with borrowed bytes: the reply is raw, checked by the signature
+    // of `method_borrowing_reply`.
+    let borrows_reply = borrows_payload && is_byte_slice(reply);
+    let check = if borrows_payload {
+        quote!()
+    } else {
+        quote_spanned! {args.span()=>
+            {
+                fn argument_is_a_payload<T: ::ringrpc_server::Payload>() {}
+                argument_is_a_payload::<#args>();
+            }
         }
     };
-    let check_reply = quote_spanned! {reply.span()=>
-        {
-            fn reply_is_a_payload<T: ::ringrpc_server::Payload>() {}
-            reply_is_a_payload::<#reply>();
+    let check_reply = if borrows_reply {
+        quote!()
+    } else {
+        quote_spanned! {reply.span()=>
+            {
+                fn reply_is_a_payload<T: ::ringrpc_server::Payload>() {}
+                reply_is_a_payload::<#reply>();
+            }
         }
     };
-    let call = if m.is_async {
+    let call = if borrows_payload {
+        let call_args = if m.takes_context {
+            quote!(ctx, payload)
+        } else {
+            quote!(payload)
+        };
+        let register = if borrows_reply {
+            quote!(method_borrowing_reply)
+        } else {
+            quote!(method_borrowing)
+        };
+        // No types on the closure's parameters: the registration's bound gives them, with the
+        // higher-ranked lifetime a reply borrowing the payload needs.
+        quote_spanned! {*span=>
+            service.#register(#rpc_name, move |ctx, payload| {
+                let _ = ctx;
+                this.#ident(#call_args)
+                    .map_err(::core::convert::Into::<::ringrpc_server::ServiceError>::into)
+            })
+        }
+    } else if m.is_async {
         let call_args = if m.takes_context {
             quote!(&ctx, args)
         } else {
@@ -244,7 +276,13 @@ fn method_of(function: &mut ImplItemFn) -> syn::Result<Option<RpcMethod>> {
             ),
         ))
     };
-    if !sig.generics.params.is_empty() {
+    // Lifetimes are allowed: a method borrowing its payload names the one its reply borrows.
+    if sig
+        .generics
+        .params
+        .iter()
+        .any(|param| !matches!(param, syn::GenericParam::Lifetime(_)))
+    {
         return wrong(sig.generics.span(), "generic methods cannot be rpc methods");
     }
     let Some(FnArg::Receiver(receiver)) = sig.inputs.first() else {
@@ -279,10 +317,17 @@ fn method_of(function: &mut ImplItemFn) -> syn::Result<Option<RpcMethod>> {
         [] => return wrong(sig.inputs.span(), "it takes no arguments value"),
         _ => return wrong(sig.inputs.span(), "too many arguments"),
     };
-    if matches!(args, Type::Reference(_)) {
+    let borrows_payload = is_byte_slice(args);
+    if borrows_payload && sig.asyncness.is_some() {
         return wrong(
             args.span(),
-            "arguments are decoded from the payload into an owned value: take `Args`, not `&Args`",
+            "an async method outlives the receive buffer: take the payload as `Bytes`, not `&[u8]`",
+        );
+    }
+    if matches!(args, Type::Reference(_)) && !borrows_payload {
+        return wrong(
+            args.span(),
+            "arguments are decoded from the payload into an owned value: take `Args`, not `&Args` (only the raw payload can be borrowed, as `&[u8]`)",
         );
     }
     let ReturnType::Type(_, output) = &sig.output else {
@@ -316,6 +361,18 @@ fn method_of(function: &mut ImplItemFn) -> syn::Result<Option<RpcMethod>> {
         reply,
         span,
     }))
+}
+
+/// `&[u8]`: the raw payload, borrowed (any lifetime).
+fn is_byte_slice(ty: &Type) -> bool {
+    let Type::Reference(reference) = ty else {
+        return false;
+    };
+    if reference.mutability.is_some() {
+        return false;
+    }
+    matches!(&*reference.elem, Type::Slice(slice)
+        if matches!(&*slice.elem, Type::Path(path) if path.path.is_ident("u8")))
 }
 
 /// `&Context` (any path ending in `Context`).

@@ -47,6 +47,26 @@ impl IntoService for Service {
     }
 }
 
+/// The registration of a method borrowing its payload: one body for the two reply kinds, whose
+/// closure types cannot be named by one generic function (a borrowed reply's type depends on the
+/// call's lifetime).
+macro_rules! borrowing_method {
+    ($service:ident, $name:ident, $f:ident) => {{
+        let mut service = $service;
+        let name = $name.into();
+        let method_name = ::std::clone::Clone::clone(&name);
+        let call = move |ctx: &Context, sink: ReplySink<'_>| {
+            let payload = ctx.request().payload();
+            let result = call_caught(&method_name, || $f(ctx, payload));
+            sink.finish(ctx, &method_name, result);
+        };
+        service
+            .methods
+            .push((name, MethodFn::Inline(Box::new(call))));
+        service
+    }};
+}
+
 /// A named set of methods, registered under its name (Go's `RegisterName`).
 pub struct Service {
     pub(crate) name: String,
@@ -83,17 +103,34 @@ impl Service {
         let method_name = name.clone();
         let call = move |ctx: &Context, sink: ReplySink<'_>| {
             let result = match A::decode(ctx.request()) {
-                Ok(args) => match catch_unwind(AssertUnwindSafe(|| f(ctx, args))) {
-                    Ok(Ok(reply)) => Ok(reply),
-                    Ok(Err(error)) => Err(CallError::Service(error)),
-                    Err(panic) => Err(CallError::Panic(internal_error(&*panic, &method_name))),
-                },
+                Ok(args) => call_caught(&method_name, || f(ctx, args)),
                 Err(e) => Err(CallError::Decode(e.to_string())),
             };
             sink.finish(ctx, &method_name, result);
         };
         self.methods.push((name, MethodFn::Inline(Box::new(call))));
         self
+    }
+
+    /// Adds an inline method whose argument is the raw payload (decompressed), borrowed where it
+    /// was received: no copy and no reference count, unlike a `Bytes` argument. Any serialize type
+    /// is accepted, as for `Bytes`. Its reply is any [`Payload`].
+    pub fn method_borrowing<R, F>(self, name: impl Into<String>, f: F) -> Self
+    where
+        R: Payload,
+        F: Fn(&Context, &[u8]) -> Result<R, ServiceError> + 'static,
+    {
+        borrowing_method!(self, name, f)
+    }
+
+    /// As [`Service::method_borrowing`], with a reply that may borrow the argument (or the
+    /// context): an echo copies the payload once, into the reply frame, and touches no reference
+    /// count. The reply is written as a `Bytes` reply is: raw, whatever the serialize type.
+    pub fn method_borrowing_reply<F>(self, name: impl Into<String>, f: F) -> Self
+    where
+        F: for<'a> Fn(&'a Context, &'a [u8]) -> Result<&'a [u8], ServiceError> + 'static,
+    {
+        borrowing_method!(self, name, f)
     }
 
     /// Adds an async method: it runs as its own task on the worker, so it may wait (timers, IO)
@@ -165,5 +202,18 @@ impl<F: Future> Future for CatchUnwind<F> {
             Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
             Err(panic) => Poll::Ready(Err(panic)),
         }
+    }
+}
+
+/// Calls a method on its decoded argument, a panic caught.
+#[inline(always)]
+fn call_caught<R>(
+    method_name: &str,
+    call: impl FnOnce() -> Result<R, ServiceError>,
+) -> Result<R, CallError> {
+    match catch_unwind(AssertUnwindSafe(call)) {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(error)) => Err(CallError::Service(error)),
+        Err(panic) => Err(CallError::Panic(internal_error(&*panic, method_name))),
     }
 }

@@ -9,13 +9,45 @@
 
 use std::cell::RefCell;
 
-use bytes::BytesMut;
-use ringrpc_codec::{encode_plain_reply_with, encode_reply_with, Message};
+use bytes::{BufMut, BytesMut};
+use ringrpc_codec::{encode_plain_reply_with, encode_reply_with, Message, SerializeType};
 
 use crate::context::DEADLINE_EXCEEDED;
 use crate::interceptor::{CallResult, Interceptors};
+use crate::serialize::CodecError;
 use crate::service::{Payload, ServiceError};
 use crate::Context;
+
+/// What a method's reply is written from: a [`Payload`], or the bytes a method that borrows its
+/// payload answers with (`&[u8]`, which may borrow the request: [`Service::method_borrowing_reply`](crate::Service::method_borrowing_reply)).
+pub(crate) trait Reply {
+    fn encode(&self, serialize: SerializeType, out: &mut BytesMut) -> Result<(), CodecError>;
+    fn encode_zero(serialize: SerializeType, out: &mut BytesMut) -> Result<(), CodecError>;
+}
+
+impl<R: Payload> Reply for R {
+    #[inline(always)]
+    fn encode(&self, serialize: SerializeType, out: &mut BytesMut) -> Result<(), CodecError> {
+        Payload::encode(self, serialize, out)
+    }
+
+    fn encode_zero(serialize: SerializeType, out: &mut BytesMut) -> Result<(), CodecError> {
+        <R as Payload>::encode_zero(serialize, out)
+    }
+}
+
+/// Raw bytes, as `Bytes` is written: whatever the serialize type, and empty for an error.
+impl Reply for &[u8] {
+    #[inline(always)]
+    fn encode(&self, _: SerializeType, out: &mut BytesMut) -> Result<(), CodecError> {
+        out.put_slice(self);
+        Ok(())
+    }
+
+    fn encode_zero(_: SerializeType, _: &mut BytesMut) -> Result<(), CodecError> {
+        Ok(())
+    }
+}
 
 /// How a call failed, before its reply is written.
 #[derive(Debug)]
@@ -46,7 +78,7 @@ impl ReplySink<'_> {
     /// the payload apart, runs `after_call`, writes the (possibly replaced) reply, runs
     /// `after_reply`.
     #[inline(always)]
-    pub(crate) fn finish<R: Payload>(
+    pub(crate) fn finish<R: Reply>(
         self,
         ctx: &Context,
         method: &str,
@@ -97,7 +129,7 @@ impl ReplySink<'_> {
     /// error.
     #[cold]
     #[inline(never)]
-    fn finish_late<R: Payload>(self, ctx: &Context, method: &str) {
+    fn finish_late<R: Reply>(self, ctx: &Context, method: &str) {
         let hooks = self.hooks;
         if !hooks.inspect_results() {
             write_result::<R>(self.out, ctx, &Err(CallError::Deadline));
@@ -135,7 +167,7 @@ fn error_text<R>(result: &Result<R, CallError>) -> Option<&str> {
 /// payload is encoded in place, into the frame). Returns the error sent instead if the reply
 /// could not be encoded. Always inlined: it is the whole reply path of a plain method.
 #[inline(always)]
-pub(crate) fn write_result<R: Payload>(
+pub(crate) fn write_result<R: Reply>(
     out: &mut BytesMut,
     ctx: &Context,
     result: &Result<R, CallError>,
