@@ -7,7 +7,8 @@ usage() {
 Usage: scripts/compare.sh [options]
 
 Runs the same loads with ringrpc-bench against each server, one server at a time, every server
-pinned to the same CPUs (the first half) and the client to the others, and prints one table:
+pinned to the same CPUs (the first half) and the client to the others, and prints one table
+(with --rounds N, every server N times in turn, and each figure is the median run):
 
   ringrpc      target/release/ringrpc-server (cargo build --release -p ringrpc-server)
   echo-limit   target/release/ringrpc-echo-limit: reads frames by their prefix, sets the response
@@ -36,6 +37,10 @@ the README's table is written too: one row per load, one column per server, the 
 figure beside ringrpc's "x limit".
 
 Options:
+  --rounds N        run every server N times, in turn (ringrpc, limit, peers, ringrpc, ...), and
+                    report for each load and server its median run (by req/s, by p99 for the
+                    open loop): a hiccup of the machine in one run then moves no figure; all runs
+                    are in the JSON (default 1)
   --duration D      measured time per load (default 5s)
   --warmup D        warm-up per load (default 1s)
   --conns N         connections (default 10)
@@ -61,12 +66,13 @@ inflight=32
 rate=50000
 servers_wanted=""
 loads="echo,arith-json,hello,open"
+rounds=1
 out=""
 markdown=""
 build=1
 while [[ $# -gt 0 ]]; do
 	case "$1" in
-	--duration | --warmup | --conns | --inflight | --rate | --servers | --loads | --server-cpus | --client-cpus | --out | --markdown)
+	--duration | --warmup | --conns | --inflight | --rate | --servers | --loads | --rounds | --server-cpus | --client-cpus | --out | --markdown)
 		[[ $# -ge 2 ]] || die "$1 needs a value (see --help)"
 		case "$1" in
 		--duration) duration=$2 ;;
@@ -76,6 +82,7 @@ while [[ $# -gt 0 ]]; do
 		--rate) rate=$2 ;;
 		--servers) servers_wanted=$2 ;;
 		--loads) loads=$2 ;;
+		--rounds) rounds=$2 ;;
 		--server-cpus) server_cpus=$2 ;;
 		--client-cpus) client_cpus=$2 ;;
 		--out) out=$2 ;;
@@ -95,6 +102,7 @@ while [[ $# -gt 0 ]]; do
 	esac
 done
 
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds takes a whole number of 1 or more, not $rounds"
 need taskset "it pins the servers and the client (util-linux)"
 split_cpus
 server_threads=$(cpu_list_len "$server_cpus")
@@ -230,50 +238,72 @@ load_args() {
 IFS=, read -ra load_list <<<"$loads"
 for load in "${load_list[@]}"; do load_args "$load" >/dev/null; done
 
-# results[i] = "load<TAB>server<TAB>json"
+# results[i] = "load<TAB>server<TAB>round<TAB>json"
 results=()
-say "servers on CPUs $server_cpus, client on CPUs $client_cpus; $conns conns x $inflight in flight, $duration per load"
-for i in "${!names[@]}"; do
-	name=${names[$i]}
-	read -ra argv <<<"${commands[$i]}"
-	if ! start_server "$name" "$server_cpus" "$work/$name.log" "${argv[@]}"; then
-		skip "$name" "did not start (see the lines above)"
-		continue
-	fi
-	pid=$server_pid
-	for load in "${load_list[@]}"; do
-		read -ra args <<<"$(load_args "$load")"
-		say "$name: $load"
-		json=$(taskset -c "$client_cpus" "$bench_bin" --addr "$server_addr" \
-			--threads "$client_threads" --cpus "$client_cpus" \
-			--conns "$conns" --inflight "$inflight" --duration "$duration" --warmup "$warmup" \
-			--json --quiet "${args[@]}" 2>"$work/bench.err") || true
-		if [[ "$json" != "{"* ]]; then
-			say "$name: $load failed: $(tail -n 1 "$work/bench.err")"
-			json='{"requests":0,"errors":0,"throughput_rps":0,"latency_us":{"p50":0,"p99":0,"p999":0},"failed":true}'
+# Servers that did not start or died: not run again in later rounds.
+broken=" "
+say "servers on CPUs $server_cpus, client on CPUs $client_cpus; $conns conns x $inflight in flight, $duration per load, $rounds round(s)"
+for ((round = 1; round <= rounds; round++)); do
+	for i in "${!names[@]}"; do
+		name=${names[$i]}
+		[[ "$broken" != *" $name "* ]] || continue
+		read -ra argv <<<"${commands[$i]}"
+		if ! start_server "$name" "$server_cpus" "$work/$name.log" "${argv[@]}"; then
+			skip "$name" "did not start (see the lines above)"
+			broken+="$name "
+			continue
 		fi
-		results+=("$load"$'\t'"$name"$'\t'"$json")
-		if ! kill -0 "$pid" 2>/dev/null; then
-			say "$name died during $load; last lines of its log:"
-			tail -n 5 "$work/$name.log" >&2 || true
-			break
-		fi
+		pid=$server_pid
+		for load in "${load_list[@]}"; do
+			read -ra args <<<"$(load_args "$load")"
+			say "$name: $load (round $round of $rounds)"
+			json=$(taskset -c "$client_cpus" "$bench_bin" --addr "$server_addr" \
+				--threads "$client_threads" --cpus "$client_cpus" \
+				--conns "$conns" --inflight "$inflight" --duration "$duration" --warmup "$warmup" \
+				--json --quiet "${args[@]}" 2>"$work/bench.err") || true
+			if [[ "$json" != "{"* ]]; then
+				say "$name: $load failed: $(tail -n 1 "$work/bench.err")"
+				json='{"requests":0,"errors":0,"throughput_rps":0,"latency_us":{"p50":0,"p99":0,"p999":0},"failed":true}'
+			fi
+			results+=("$load"$'\t'"$name"$'\t'"$round"$'\t'"$json")
+			if ! kill -0 "$pid" 2>/dev/null; then
+				say "$name died during $load; last lines of its log:"
+				tail -n 5 "$work/$name.log" >&2 || true
+				broken+="$name "
+				break
+			fi
+		done
+		stop_server "$pid"
 	done
-	stop_server "$pid"
 done
 
 # --- report --------------------------------------------------------------------------------------
 
-# value LOAD SERVER FIELD: a field of a result, empty if that run is missing.
-value() {
-	local r
+# metric_of LOAD: the field a load is judged by (and its runs ordered by).
+metric_of() {
+	if [[ "$1" == open ]]; then echo latency_us.p99; else echo throughput_rps; fi
+}
+
+# median_run LOAD SERVER: the report of the median run of that load on that server (ordered by
+# the load's metric; of an even number, the lower middle one), empty if it never ran. Every field
+# of a row then comes from one real run.
+median_run() {
+	local r metric runs=()
+	metric=$(metric_of "$1")
 	for r in "${results[@]}"; do
-		IFS=$'\t' read -r l s j <<<"$r"
-		if [[ "$l" == "$1" && "$s" == "$2" ]]; then
-			json_field "$j" "$3"
-			return
-		fi
+		IFS=$'\t' read -r l s _ j <<<"$r"
+		[[ "$l" == "$1" && "$s" == "$2" ]] && runs+=("$(json_field "$j" "$metric")"$'\t'"$j")
 	done
+	((${#runs[@]} > 0)) || return 0
+	printf '%s\n' "${runs[@]}" | sort -g -t $'\t' -k1,1 | sed -n "$(((${#runs[@]} + 1) / 2))p" | cut -f2-
+}
+
+# value LOAD SERVER FIELD: a field of the median run, empty if that load never ran on it.
+value() {
+	local j
+	j=$(median_run "$1" "$2")
+	[[ -n "$j" ]] || return 0
+	json_field "$j" "$3"
 }
 
 # ratio A B: A / B with two decimals, or "-" when either is missing or zero.
@@ -284,8 +314,7 @@ ratio() {
 printf '\n%-11s %-12s %12s %10s %10s %10s %8s %10s %10s\n' \
 	load server "req/s" "p50 µs" "p99 µs" "p99.9 µs" errors "vs ringrpc" "vs limit"
 for load in "${load_list[@]}"; do
-	metric=throughput_rps
-	[[ "$load" == open ]] && metric=latency_us.p99
+	metric=$(metric_of "$load")
 	ref=$(value "$load" ringrpc "$metric")
 	limit=$(value "$load" echo-limit "$metric")
 	for name in "${names[@]}"; do
@@ -393,13 +422,13 @@ mkdir -p "$root/results"
 out=${out:-$root/results/compare-$(date +%Y%m%d-%H%M%S).json}
 {
 	printf '{"date":"%s","kernel":"%s","nproc":%s,' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(uname -r)" "$(nproc)"
-	printf '"server_cpus":"%s","client_cpus":"%s","conns":%s,"inflight":%s,"duration":"%s","warmup":"%s","rate":%s,' \
-		"$server_cpus" "$client_cpus" "$conns" "$inflight" "$duration" "$warmup" "$rate"
+	printf '"server_cpus":"%s","client_cpus":"%s","conns":%s,"inflight":%s,"duration":"%s","warmup":"%s","rate":%s,"rounds":%s,' \
+		"$server_cpus" "$client_cpus" "$conns" "$inflight" "$duration" "$warmup" "$rate" "$rounds"
 	printf '"results":['
 	sep=""
 	for r in "${results[@]}"; do
-		IFS=$'\t' read -r l s j <<<"$r"
-		printf '%s{"load":"%s","server":"%s","report":%s}' "$sep" "$l" "$(escape "$s")" "$j"
+		IFS=$'\t' read -r l s round j <<<"$r"
+		printf '%s{"load":"%s","server":"%s","round":%s,"report":%s}' "$sep" "$l" "$(escape "$s")" "$round" "$j"
 		sep=,
 	done
 	printf '],"skipped":['

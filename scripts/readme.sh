@@ -8,8 +8,9 @@ Usage: scripts/readme.sh [--compat] [--figures] [--help]
 
   --compat    runs scripts/go-suite.sh --markdown and puts its counts and table between the
               README's <!-- go-compat:begin --> and <!-- go-compat:end --> markers
-  --figures   runs scripts/compare.sh --markdown (servers pinned apart, one run side by side) and
-              puts its table between <!-- figures:begin --> and <!-- figures:end -->
+  --figures   runs scripts/compare.sh --rounds 3 --markdown (servers pinned apart, three rounds in
+              turn, medians) and puts its table between <!-- figures:begin --> and
+              <!-- figures:end -->
   --instructions
               runs scripts/instructions.sh --markdown (callgrind and strace, server alone) and
               puts its table between <!-- instructions:begin --> and <!-- instructions:end -->
@@ -80,7 +81,8 @@ if ((compat)); then
 	splice go-compat "$work/compat.md"
 fi
 if ((figures)); then
-	"$root/scripts/compare.sh" --markdown "$work/figures.md"
+	# Three rounds, medians: one run's figures moved by a pause of the machine are not published.
+	"$root/scripts/compare.sh" --rounds 3 --markdown "$work/figures.md"
 	splice figures "$work/figures.md"
 fi
 if ((instructions)); then
