@@ -215,15 +215,19 @@ fn table(interceptor: bool) -> ServiceTable {
     }
 }
 
-/// `Echo` as the demo's, without a timer.
+/// `Echo` as the demo's (the payload borrowed), without a timer; `EchoBytes` the same echo with
+/// the payload as `Bytes`.
 struct FuzzEcho;
 
 #[service(name = "Echo")]
 impl FuzzEcho {
-    pub fn echo(&self, ctx: &Context, payload: Bytes) -> Result<Bytes, ServiceError> {
-        for (key, value) in ctx.metadata() {
-            ctx.set_response_metadata(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
-        }
+    pub fn echo<'a>(&self, ctx: &Context, payload: &'a [u8]) -> Result<&'a [u8], ServiceError> {
+        echo_metadata(ctx);
+        Ok(payload)
+    }
+
+    pub fn echo_bytes(&self, ctx: &Context, payload: Bytes) -> Result<Bytes, ServiceError> {
+        echo_metadata(ctx);
         Ok(payload)
     }
 
@@ -233,6 +237,13 @@ impl FuzzEcho {
             YieldNow(false).await;
         }
         Ok(payload)
+    }
+}
+
+/// The request's metadata, set as the response's (the demo Echo's rule).
+fn echo_metadata(ctx: &Context) {
+    for (key, value) in ctx.metadata() {
+        ctx.set_response_metadata(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
     }
 }
 
