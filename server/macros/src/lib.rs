@@ -134,22 +134,12 @@ fn register(m: &RpcMethod) -> TokenStream2 {
     let check = if borrows_payload {
         quote!()
     } else {
-        quote_spanned! {args.span()=>
-            {
-                fn argument_is_a_payload<T: ::ringrpc_server::Payload>() {}
-                argument_is_a_payload::<#args>();
-            }
-        }
+        payload_check(args, "argument_is_a_payload")
     };
     let check_reply = if borrows_reply {
         quote!()
     } else {
-        quote_spanned! {reply.span()=>
-            {
-                fn reply_is_a_payload<T: ::ringrpc_server::Payload>() {}
-                reply_is_a_payload::<#reply>();
-            }
-        }
+        payload_check(reply, "reply_is_a_payload")
     };
     let call = if borrows_payload {
         let call_args = if m.takes_context {
@@ -209,6 +199,18 @@ fn register(m: &RpcMethod) -> TokenStream2 {
             let this = ::std::rc::Rc::clone(&this);
             #call
         };
+    }
+}
+
+/// A check that `ty` is a `Payload`, spanned on `ty` so that the compile error points at it and
+/// names the rule (`check`, the checking function's name).
+fn payload_check(ty: &Type, check: &str) -> TokenStream2 {
+    let check = syn::Ident::new(check, ty.span());
+    quote_spanned! {ty.span()=>
+        {
+            fn #check<T: ::ringrpc_server::Payload>() {}
+            #check::<#ty>();
+        }
     }
 }
 
