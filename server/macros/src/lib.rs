@@ -365,27 +365,23 @@ fn method_of(function: &mut ImplItemFn) -> syn::Result<Option<RpcMethod>> {
     }))
 }
 
-/// `&[u8]`: the raw payload, borrowed (any lifetime).
-fn is_byte_slice(ty: &Type) -> bool {
-    let Type::Reference(reference) = ty else {
-        return false;
-    };
-    if reference.mutability.is_some() {
-        return false;
+/// What `ty` refers to, if it is a shared reference (`&T`, any lifetime).
+fn shared_referent(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Reference(reference) if reference.mutability.is_none() => Some(&reference.elem),
+        _ => None,
     }
-    matches!(&*reference.elem, Type::Slice(slice)
+}
+
+/// `&[u8]`: the raw payload, borrowed.
+fn is_byte_slice(ty: &Type) -> bool {
+    matches!(shared_referent(ty), Some(Type::Slice(slice))
         if matches!(&*slice.elem, Type::Path(path) if path.path.is_ident("u8")))
 }
 
 /// `&Context` (any path ending in `Context`).
 fn is_context_ref(ty: &Type) -> bool {
-    let Type::Reference(reference) = ty else {
-        return false;
-    };
-    if reference.mutability.is_some() {
-        return false;
-    }
-    matches!(&*reference.elem, Type::Path(path)
+    matches!(shared_referent(ty), Some(Type::Path(path))
         if path.path.segments.last().is_some_and(|s| s.ident == "Context"))
 }
 
