@@ -98,8 +98,8 @@ pub use shutdown::Shutdown;
 ///   inline on the connection's task; an `async fn` runs as its own task. Anything else is a
 ///   compile error saying what is wrong.
 /// - A plain `fn` may borrow the raw payload where it was received, as `payload: &[u8]` (no copy,
-///   no reference count: [`Service::method_borrowing`]), and reply with any `Reply` or with bytes
-///   borrowed from it: `pub fn echo<'a>(&self, payload: &'a [u8]) -> Result<&'a [u8], E>`
+///   no reference count: [`Service::method_borrowing`]), and reply with any [`Payload`] or with
+///   bytes borrowed from it: `pub fn echo<'a>(&self, payload: &'a [u8]) -> Result<&'a [u8], E>`
 ///   ([`Service::method_borrowing_reply`]).
 /// - `&self` is the per-core state: each worker builds its own value (see [`Server::new`]), so it
 ///   may hold `Cell`, `RefCell` or `Rc` without a lock.

@@ -19,7 +19,8 @@ use crate::service::{Payload, ServiceError};
 use crate::Context;
 
 /// What a method's reply is written from: a [`Payload`], or the bytes a method that borrows its
-/// payload answers with (`&[u8]`, which may borrow the request: [`Service::method_borrowing_reply`](crate::Service::method_borrowing_reply)).
+/// payload answers with (`&[u8]`, which may borrow the request; see
+/// [`crate::Service::method_borrowing_reply`]).
 pub(crate) trait Reply {
     fn encode(&self, serialize: SerializeType, out: &mut BytesMut) -> Result<(), CodecError>;
     fn encode_zero(serialize: SerializeType, out: &mut BytesMut) -> Result<(), CodecError>;
