@@ -213,66 +213,99 @@ mod tests {
             .block_on(f)
     }
 
+    /// The least of up to `attempts` measurements, stopping at the first under `bound`: a
+    /// timing test here must survive a run descheduled by a busy machine (a test thread or two
+    /// on every core took the lateness below to 2 to 10 ms), while a pacer that waits on the
+    /// 1 ms timer is late in every attempt and still fails.
+    fn best_of(attempts: usize, bound: u64, mut measure: impl FnMut() -> u64) -> u64 {
+        let mut best = u64::MAX;
+        for _ in 0..attempts {
+            best = best.min(measure());
+            if best < bound {
+                break;
+            }
+        }
+        best
+    }
+
     #[test]
     fn wakes_waiters_close_to_their_time() {
-        on_runtime(async {
-            let pacer = Rc::new(Pacer::new(Clock::starting_now()));
-            let done = Rc::new(Cell::new(false));
-            let runner = {
-                let (pacer, done) = (pacer.clone(), done.clone());
-                monoio::spawn(async move { pacer.run(|_| !done.get()).await })
-            };
-            let start = pacer.clock().now_ns();
-            let mut worst = 0;
-            // Sends every 300 µs: far below the timer's 1 ms resolution.
-            for i in 1..=20u64 {
-                let target = start + i * 300_000;
-                pacer.until(target).await;
-                let late = pacer.clock().now_ns() - target;
-                worst = worst.max(late);
-            }
-            // Generous for a shared CI machine; a 1 ms timer would be late by up to 1-2 ms each time.
-            assert!(worst < 5_000_000, "worst lateness {worst} ns");
-            done.set(true);
-            runner.await;
-            assert!(pacer.is_stopped());
+        // The median, not the worst: one wait descheduled for a few milliseconds on a busy machine
+        // is the scheduler's, not the pacer's. A pacer waiting on the 1 ms timer is late by half a
+        // millisecond at the median, and fails.
+        let bound = 300_000;
+        let median_late = best_of(5, bound, || {
+            on_runtime(async {
+                let pacer = Rc::new(Pacer::new(Clock::starting_now()));
+                let done = Rc::new(Cell::new(false));
+                let runner = {
+                    let (pacer, done) = (pacer.clone(), done.clone());
+                    monoio::spawn(async move { pacer.run(|_| !done.get()).await })
+                };
+                let start = pacer.clock().now_ns();
+                let mut late = Vec::with_capacity(20);
+                // Sends every 300 µs: far below the timer's 1 ms resolution.
+                for i in 1..=20u64 {
+                    let target = start + i * 300_000;
+                    pacer.until(target).await;
+                    late.push(pacer.clock().now_ns() - target);
+                }
+                done.set(true);
+                runner.await;
+                assert!(pacer.is_stopped());
+                late.sort_unstable();
+                late[late.len() / 2]
+            })
         });
+        assert!(
+            median_late < bound,
+            "median lateness {median_late} ns, in the best of 5 runs"
+        );
     }
 
     #[test]
     fn interleaved_waiters_all_get_their_turn() {
         // Two connections sending every 500 µs, a quarter period apart: the pacer spins all along
         // and must still let each of them (and the IO) run.
-        on_runtime(async {
-            let pacer = Rc::new(Pacer::new(Clock::starting_now()));
-            let finished = Rc::new(Cell::new(0));
-            let runner = {
-                let (pacer, finished) = (pacer.clone(), finished.clone());
-                monoio::spawn(async move { pacer.run(|_| finished.get() < 2).await })
-            };
-            let tasks: Vec<_> = (0..2u64)
-                .map(|k| {
+        let bound = 500_000;
+        let median_late = best_of(5, bound, || {
+            on_runtime(async {
+                let pacer = Rc::new(Pacer::new(Clock::starting_now()));
+                let finished = Rc::new(Cell::new(0));
+                let runner = {
                     let (pacer, finished) = (pacer.clone(), finished.clone());
-                    monoio::spawn(async move {
-                        let start = pacer.clock().now_ns() + 1_000_000 + k * 250_000;
-                        let mut late: Vec<u64> = Vec::with_capacity(400);
-                        for i in 0..400 {
-                            let target = start + i * 500_000;
-                            pacer.until(target).await;
-                            late.push(pacer.clock().now_ns() - target);
-                        }
-                        finished.set(finished.get() + 1);
-                        late.sort_unstable();
-                        late[late.len() / 2]
+                    monoio::spawn(async move { pacer.run(|_| finished.get() < 2).await })
+                };
+                let tasks: Vec<_> = (0..2u64)
+                    .map(|k| {
+                        let (pacer, finished) = (pacer.clone(), finished.clone());
+                        monoio::spawn(async move {
+                            let start = pacer.clock().now_ns() + 1_000_000 + k * 250_000;
+                            let mut late: Vec<u64> = Vec::with_capacity(400);
+                            for i in 0..400 {
+                                let target = start + i * 500_000;
+                                pacer.until(target).await;
+                                late.push(pacer.clock().now_ns() - target);
+                            }
+                            finished.set(finished.get() + 1);
+                            late.sort_unstable();
+                            late[late.len() / 2]
+                        })
                     })
-                })
-                .collect();
-            for task in tasks {
-                let median_late = task.await;
-                assert!(median_late < 500_000, "median lateness {median_late} ns");
-            }
-            runner.await;
+                    .collect();
+                // Every task must finish (each got its turn); the worse median is the measure.
+                let mut worse = 0;
+                for task in tasks {
+                    worse = worse.max(task.await);
+                }
+                runner.await;
+                worse
+            })
         });
+        assert!(
+            median_late < bound,
+            "median lateness {median_late} ns, in the best of 5 runs"
+        );
     }
 
     #[test]
