@@ -59,38 +59,35 @@ impl ServerProcess {
                     if let Some(addr) = address_after(&line, "metrics on http://") {
                         metrics_addr = Some(addr);
                     }
+                    {
+                        let mut log = log.lock().unwrap();
+                        log.push_str(&line);
+                        log.push('\n');
+                    }
                     if let Some(addr) = address_after(&line, "listening on ") {
                         let _ = ready_tx.send((addr, metrics_addr));
                     }
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
                 }
             })
         };
-        let mut server = ServerProcess {
+        let Ok((addr, metrics_addr)) = ready_rx.recv_timeout(START_TIMEOUT) else {
+            let exited = child.try_wait().ok().flatten();
+            let _ = child.kill();
+            let _ = child.wait();
+            // Its stderr is closed: the log is whole once the reader is done.
+            let _ = log_reader.join();
+            panic!(
+                "{binary} did not say it listens within {START_TIMEOUT:?} (exit: {exited:?}); \
+                 its log:\n{}",
+                log.lock().unwrap()
+            );
+        };
+        ServerProcess {
             child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            metrics_addr: None,
+            addr,
+            metrics_addr,
             log,
             log_reader: Some(log_reader),
-        };
-        match ready_rx.recv_timeout(START_TIMEOUT) {
-            Ok((addr, metrics_addr)) => {
-                server.addr = addr;
-                server.metrics_addr = metrics_addr;
-                server
-            }
-            Err(_) => {
-                let exited = server.child.try_wait().ok().flatten();
-                let _ = server.child.kill();
-                let _ = server.child.wait();
-                panic!(
-                    "{binary} did not say it listens within {START_TIMEOUT:?} (exit: {exited:?}); \
-                     its log:\n{}",
-                    server.log()
-                );
-            }
         }
     }
 
