@@ -345,7 +345,7 @@ human() {
 
 # cell LOAD SERVER: one cell of the Markdown table.
 cell() {
-	local load=$1 name=$2 rps mine ref limit text
+	local load=$1 name=$2 rps metric mine ref limit text
 	rps=$(value "$load" "$name" throughput_rps)
 	[[ -n "$rps" ]] || {
 		echo "not run"
@@ -361,15 +361,13 @@ cell() {
 		echo "no reply ($(value "$load" "$name" errors) errors)"
 		return
 	fi
+	metric=$(metric_of "$load")
+	mine=$(value "$load" "$name" "$metric")
+	ref=$(value "$load" ringrpc "$metric")
+	limit=$(value "$load" echo-limit "$metric")
 	if [[ "$load" == open ]]; then
-		mine=$(value "$load" "$name" latency_us.p99)
-		ref=$(value "$load" ringrpc latency_us.p99)
-		limit=$(value "$load" echo-limit latency_us.p99)
 		text=$(awk -v us="$mine" 'BEGIN { printf "%.2f ms", us / 1e3 }')
 	else
-		mine=$rps
-		ref=$(value "$load" ringrpc throughput_rps)
-		limit=$(value "$load" echo-limit throughput_rps)
 		text=$(human "$rps")
 	fi
 	case "$name" in
