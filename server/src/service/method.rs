@@ -205,7 +205,8 @@ impl<F: Future> Future for CatchUnwind<F> {
     }
 }
 
-/// Calls a method on its decoded argument, a panic caught.
+/// Calls a method (on its decoded or its borrowed argument), a panic caught and turned into the
+/// internal error Go answers with.
 #[inline(always)]
 fn call_caught<R>(
     method_name: &str,
