@@ -199,13 +199,13 @@ impl Message {
     /// The service path bytes (UTF-8 by convention only; never validated, as in Go).
     #[inline]
     pub fn service_path(&self) -> &[u8] {
-        &self.frame[HEADER_LEN + 4..self.path_end as usize]
+        self.field(HEADER_LEN + 4, self.path_end as usize)
     }
 
     /// The service method bytes.
     #[inline]
     pub fn service_method(&self) -> &[u8] {
-        &self.frame[self.path_end as usize + 4..self.method_end as usize]
+        self.field(self.path_end as usize + 4, self.method_end as usize)
     }
 
     /// The metadata, validated at parse time.
@@ -217,7 +217,7 @@ impl Message {
         }
         // Validated in `parse`; checking again would cost a second walk of the block.
         Metadata::from_validated(
-            &self.frame[self.method_end as usize + 4..self.metadata_end as usize],
+            self.field(self.method_end as usize + 4, self.metadata_end as usize),
         )
     }
 
@@ -232,7 +232,7 @@ impl Message {
     pub fn payload(&self) -> &[u8] {
         match &self.decompressed {
             Some(payload) => payload,
-            None => &self.frame[self.metadata_end as usize + 4..],
+            None => self.field(self.metadata_end as usize + 4, self.frame.len()),
         }
     }
 
@@ -251,12 +251,12 @@ impl Message {
     /// without slicing them apart.
     #[inline]
     pub fn names_on_wire(&self) -> &[u8] {
-        &self.frame[HEADER_LEN..self.method_end as usize]
+        self.field(HEADER_LEN, self.method_end as usize)
     }
 
     /// The payload bytes exactly as on the wire (still compressed if the frame was).
     pub fn wire_payload(&self) -> &[u8] {
-        &self.frame[self.metadata_end as usize + 4..]
+        self.field(self.metadata_end as usize + 4, self.frame.len())
     }
 
     /// The whole frame as received, prefix included.
@@ -273,11 +273,24 @@ impl Message {
         }
     }
 
-    /// Offset of the metadata length field: the frame before it (prefix, path, method) is what a
-    /// reply copies (spec 4.3).
+    /// `frame[start..end]` for the bounds of a field of this message, unchecked: every
+    /// constructor keeps `HEADER_LEN + 4 <= path_end`, `path_end + 4 <= method_end`,
+    /// `method_end + 4 <= metadata_end` and `metadata_end + 4 <= frame.len()` (the fields were
+    /// found inside the frame, or are the empty message's), so the bounds checks of a plain slice
+    /// could never fail: they cost about 10 instructions per request on the route and the
+    /// payload (callgrind).
+    #[inline(always)]
+    fn field(&self, start: usize, end: usize) -> &[u8] {
+        debug_assert!(start <= end && end <= self.frame.len());
+        // SAFETY: `start <= end <= frame.len()` by the invariant above, for every bound passed.
+        unsafe { self.frame.get_unchecked(start..end) }
+    }
+
+    /// The frame up to its metadata length field (prefix, path, method): what a reply copies
+    /// (spec 4.3).
     #[inline]
-    pub(crate) fn metadata_len_offset(&self) -> usize {
-        self.method_end as usize
+    pub(crate) fn reply_prefix(&self) -> &[u8] {
+        self.field(0, self.method_end as usize)
     }
 }
 
