@@ -187,6 +187,36 @@ fn gzip_in_place(buf: &mut BytesMut, payload_start: usize) {
     gzip_into(&raw, buf);
 }
 
+/// Copies `src` to `dst`, which has room for it. The lengths of reply prefixes (header, path and
+/// method: 24 bytes and up, 32 for `Echo.Echo`) are copied as two overlapping blocks of 16 or 32
+/// bytes, without the call to `memcpy` and its dispatch on the length (about 12 instructions
+/// per reply, callgrind); longer ones by `memcpy`.
+///
+/// # Safety
+/// `dst` must be valid for `src.len()` bytes of writes and not overlap `src`.
+#[inline(always)]
+unsafe fn copy_short(src: &[u8], dst: *mut u8) {
+    let len = src.len();
+    let from = src.as_ptr();
+    // SAFETY: in each branch both blocks lie within the first `len` bytes of `src` and of `dst`
+    // (the caller's room); unaligned reads and writes of arrays of bytes.
+    unsafe {
+        if (16..=32).contains(&len) {
+            let head = from.cast::<[u8; 16]>().read_unaligned();
+            let tail = from.add(len - 16).cast::<[u8; 16]>().read_unaligned();
+            dst.cast::<[u8; 16]>().write_unaligned(head);
+            dst.add(len - 16).cast::<[u8; 16]>().write_unaligned(tail);
+        } else if (32..=64).contains(&len) {
+            let head = from.cast::<[u8; 32]>().read_unaligned();
+            let tail = from.add(len - 32).cast::<[u8; 32]>().read_unaligned();
+            dst.cast::<[u8; 32]>().write_unaligned(head);
+            dst.add(len - 32).cast::<[u8; 32]>().write_unaligned(tail);
+        } else {
+            std::ptr::copy_nonoverlapping(from, dst, len);
+        }
+    }
+}
+
 /// Makes room for `additional` bytes; the check is inlined so the common case costs a compare.
 #[inline(always)]
 fn reserve(buf: &mut BytesMut, additional: usize) {
@@ -322,7 +352,7 @@ pub fn encode_plain_reply_with<E>(
     // for `prefix.len() + 8` bytes, all written before the length covers them.
     unsafe {
         let dst = buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
-        std::ptr::copy_nonoverlapping(prefix.as_ptr(), dst, prefix.len());
+        copy_short(prefix, dst);
         dst.add(prefix.len())
             .cast::<[u8; 8]>()
             .write_unaligned([0; 8]);

@@ -282,15 +282,28 @@ impl ServiceTable {
             return Dispatch::Done;
         }
         if self.interceptors.is_empty() && self.raw.is_empty() {
-            return match self.route(request) {
-                Err(text) => {
-                    write_error(out, request, &text);
-                    Dispatch::Done
-                }
-                Ok(method) => self.run(method, ctx, out),
-            };
+            // The route found last time, or the lookup out of line: the common case handles no
+            // `Result` (its spills cost about 5 instructions per request, callgrind).
+            let hit = self.last_route.get();
+            if hit.key == RouteKey::of(request) {
+                // SAFETY: as in `cached_route`.
+                return self.run(unsafe { hit.method.as_ref() }, ctx, out);
+            }
+            return self.dispatch_looked_up(ctx, out);
         }
         self.dispatch_intercepted(ctx, out)
+    }
+
+    /// [`ServiceTable::dispatch_in`] of a request whose route is not the last one found.
+    #[inline(never)]
+    fn dispatch_looked_up(&self, ctx: &Context, out: &mut BytesMut) -> Dispatch {
+        match self.look_up(ctx.request()) {
+            Err(text) => {
+                write_error(out, ctx.request(), &text);
+                Dispatch::Done
+            }
+            Ok(method) => self.run(method, ctx, out),
+        }
     }
 
     /// The path with interceptors or raw handlers.
@@ -382,22 +395,32 @@ impl ServiceTable {
     /// The method a request names, or Go's error text for the miss.
     #[inline(always)]
     fn route(&self, request: &Message) -> Result<&MethodFn, String> {
-        let key = RouteKey::of(request);
-        let hit = self.last_route.get();
-        if hit.key == key {
-            // The same names and serialize type as a route found before: its codec was checked.
-            // SAFETY: set from a `&MethodFn` of this table's `services`, which live, unchanged
-            // and in place, as long as the table (see `RouteHit`).
-            return Ok(unsafe { hit.method.as_ref() });
+        match self.cached_route(request) {
+            Some(method) => Ok(method),
+            None => self.look_up(request),
         }
-        self.look_up(request, key)
+    }
+
+    /// The method of the last route found, if the request names it (with the same serialize
+    /// type).
+    #[inline(always)]
+    fn cached_route(&self, request: &Message) -> Option<&MethodFn> {
+        let hit = self.last_route.get();
+        // The same names and serialize type as a route found before: its codec was checked.
+        // SAFETY: set from a `&MethodFn` of this table's `services`, which live, unchanged and
+        // in place, as long as the table (see `RouteHit`).
+        if hit.key == RouteKey::of(request) {
+            Some(unsafe { hit.method.as_ref() })
+        } else {
+            None
+        }
     }
 
     /// Finds the method a request names and checks its codec (remembering the route when its
     /// key is whole), or gives Go's error text for the miss.
     #[cold]
     #[inline(never)]
-    fn look_up(&self, request: &Message, key: RouteKey) -> Result<&MethodFn, String> {
+    fn look_up(&self, request: &Message) -> Result<&MethodFn, String> {
         let Some(service_at) = self.services.position(request.service_path()) else {
             return Err(format!(
                 "rpcx: can't find service {}",
@@ -417,7 +440,7 @@ impl ServiceTable {
         }
         if RouteKey::is_whole(request) {
             self.last_route.set(RouteHit {
-                key,
+                key: RouteKey::of(request),
                 method: NonNull::from(methods.at(method_at)),
             });
         }
