@@ -189,8 +189,9 @@ fn gzip_in_place(buf: &mut BytesMut, payload_start: usize) {
 
 /// Copies `src` to `dst`, which has room for it. The lengths of reply prefixes (header, path and
 /// method: 24 bytes and up, 32 for `Echo.Echo`) are copied as two overlapping blocks of 16 or 32
-/// bytes, without the call to `memcpy` and its dispatch on the length (about 12 instructions
-/// per reply, callgrind); longer ones by `memcpy`.
+/// bytes, without the call to `memcpy` and its dispatch on the length (`memcpy` took 11
+/// instructions fewer per Echo reply, the inline copy 6 more: about 5 net, callgrind); longer
+/// ones by `memcpy`.
 ///
 /// # Safety
 /// `dst` must be valid for `src.len()` bytes of writes and not overlap `src`.

@@ -281,8 +281,8 @@ impl Message {
     /// constructor keeps `HEADER_LEN + 4 <= path_end`, `path_end + 4 <= method_end`,
     /// `method_end + 4 <= metadata_end` and `metadata_end + 4 <= frame.len()` (the fields were
     /// found inside the frame, or are the empty message's), so the bounds checks of a plain slice
-    /// could never fail: they cost about 10 instructions per request on the route and the
-    /// payload (callgrind).
+    /// could never fail: they cost about 6 instructions per request on the route and the
+    /// payload (callgrind, Echo 10 x 32).
     #[inline(always)]
     fn field(&self, start: usize, end: usize) -> &[u8] {
         debug_assert!(start <= end && end <= self.frame.len());
