@@ -5,7 +5,7 @@
 //! (rpcx-protocol.md 1.4), the magic byte is checked as soon as it arrives and the total length as
 //! soon as the prefix is in, so an oversized frame is refused before any body byte is buffered.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use crate::{DecodeError, Header, Message, HEADER_LEN, MAGIC};
 
@@ -121,5 +121,306 @@ impl Decoder {
         let frame = buf.split_to(frame_len).freeze();
         message.parse_checked_into::<true>(frame, &self.limits)?;
         Ok(true)
+    }
+
+    /// The next frame into `message`, kept by the caller from frame to frame as a connection
+    /// decodes: `Ok(true)` when `message` now holds it, `Ok(false)` until a whole frame is
+    /// buffered. When `run` has no frame left, every whole frame at the front of `buf` is cut
+    /// off in one piece into it ([`FrameRun`]); its frames are then parsed one by one, sharing
+    /// one handle on the run. After an error the stream is out of sync: close the connection.
+    #[inline(always)]
+    pub fn next_into(
+        &self,
+        buf: &mut BytesMut,
+        run: &mut FrameRun,
+        message: &mut Message,
+    ) -> Result<bool, DecodeError> {
+        if run.at == run.bytes.len() {
+            // The first frame's checks stay inline (a latency-bound client's one frame per read,
+            // and the check that finds nothing after the last frame): only a whole frame calls
+            // `cut_run`.
+            let Some(frame_len) = self.frame_len(buf)? else {
+                return Ok(false);
+            };
+            if buf.len() <= frame_len {
+                if buf.len() < frame_len {
+                    return Ok(false);
+                }
+                // A lone frame (a latency-bound client's one request per read): split off as it
+                // is, with no run around it.
+                if frame_len > u32::MAX as usize {
+                    return Err(frame_too_long_for_a_message(frame_len));
+                }
+                let frame = buf.split_to(frame_len).freeze();
+                message.parse_checked_into::<true>(frame, &self.limits)?;
+                return Ok(true);
+            }
+            self.cut_run(buf, run, frame_len)?;
+        }
+        let start = run.at;
+        // The prefix was checked by `cut_run`, and the whole frame is in the run.
+        let end = start + HEADER_LEN + run.total_len_at(start) as usize;
+        // The last frame's message takes the run's handle, leaving it empty.
+        run.at = if end == run.bytes.len() { 0 } else { end };
+        message.parse_run_frame_into(&mut run.bytes, start, end, &self.limits)?;
+        Ok(true)
+    }
+
+    /// Cuts the whole frames at the front of `buf`, the first `first_len` bytes long and checked
+    /// ([`Decoder::frame_len`]), off into `run` (which has no frame left). The prefixes after the
+    /// first are checked here (magic, total length within the limits): a bad one ends the run
+    /// before it, and is reported by the next cut, so that the frames before it are answered.
+    #[inline(never)]
+    fn cut_run(
+        &self,
+        buf: &mut BytesMut,
+        run: &mut FrameRun,
+        first_len: usize,
+    ) -> Result<(), DecodeError> {
+        // Offsets in a run are `u32` ([`Message`]): a run ends within 4 GiB of its start.
+        let Ok(mut len) = u32::try_from(first_len) else {
+            return Err(frame_too_long_for_a_message(first_len));
+        };
+        let scanned = buf.len().min(u32::MAX as usize) as u32;
+        let max_frame_len = self.limits.max_frame_len;
+        // The frame at `len`'s prefix, while one is buffered.
+        while let Some(header) = Header::view(&buf[len as usize..scanned as usize]) {
+            let total = header.total_len();
+            if header.magic() != MAGIC || total > max_frame_len {
+                break;
+            }
+            // No overflow: `total` is below `scanned`, itself at most `u32::MAX`, when whole.
+            match (len as u64 + HEADER_LEN as u64 + total as u64).try_into() {
+                Ok(end) if end <= scanned => len = end,
+                _ => break,
+            }
+        }
+        run.bytes = buf.split_to(len as usize).freeze();
+        run.at = 0;
+        Ok(())
+    }
+}
+
+/// The error for a frame longer than `u32::MAX` bytes in all (possible only without limits): no
+/// [`Message`] holds one.
+#[cold]
+fn frame_too_long_for_a_message(frame_len: usize) -> DecodeError {
+    DecodeError::FrameTooLong {
+        len: (frame_len - HEADER_LEN) as u32,
+        max: u32::MAX - HEADER_LEN as u32,
+    }
+}
+
+/// Whole frames cut off a receive buffer in one piece ([`Decoder::next_into`]), parsed one at a
+/// time into a message the caller keeps: the messages of a run share one handle on it.
+#[derive(Debug, Default)]
+pub struct FrameRun {
+    /// Whole frames, their prefixes checked, each frame within `u32::MAX` bytes of the start;
+    /// those before `at` are taken. The last frame's message takes this handle.
+    bytes: Bytes,
+    at: usize,
+}
+
+impl FrameRun {
+    /// Bytes of the frames not taken yet.
+    #[inline]
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.at
+    }
+
+    /// The frames not taken yet, as received.
+    #[inline]
+    pub fn rest(&self) -> &[u8] {
+        &self.bytes[self.at..]
+    }
+
+    /// Drops the frames not taken yet, and the run's handle on its buffer.
+    #[inline]
+    pub fn clear(&mut self) {
+        *self = FrameRun::default();
+    }
+
+    /// The total length field of the frame at `at`, a frame of the run not taken yet.
+    #[inline(always)]
+    fn total_len_at(&self, at: usize) -> u32 {
+        debug_assert!(at + HEADER_LEN <= self.bytes.len());
+        // SAFETY: `at` is the start of a whole frame of the run (`Decoder::next_into`), so its
+        // prefix is in the run; `Header` is unaligned.
+        unsafe { (*self.bytes.as_ptr().add(at).cast::<Header>()).total_len() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{encode_frame, CompressType};
+
+    fn frame(seq: u64, compress: CompressType, pairs: &[(&[u8], &[u8])], payload: &[u8]) -> Bytes {
+        let mut header = Header::new();
+        header.set_seq(seq).set_compress_type(compress);
+        let mut wire = BytesMut::new();
+        encode_frame(
+            &mut wire,
+            &header,
+            b"Echo",
+            b"Echo",
+            pairs.iter().copied(),
+            payload,
+        );
+        wire.freeze()
+    }
+
+    /// What a reader sees of a message: its header (as `Debug` text), path, method, metadata,
+    /// payload and frame.
+    fn seen(message: &Message) -> Vec<Vec<u8>> {
+        vec![
+            format!("{:?}", message.header()).into_bytes(),
+            message.service_path().to_vec(),
+            message.service_method().to_vec(),
+            message.metadata().as_bytes().to_vec(),
+            message.payload().to_vec(),
+            message.frame().to_vec(),
+        ]
+    }
+
+    /// Frames of every kind the parse tells apart: plain, with metadata, compressed (the full
+    /// parse), empty, large.
+    fn assorted() -> Vec<Bytes> {
+        vec![
+            frame(1, CompressType::None, &[], b"one"),
+            frame(2, CompressType::None, &[(b"k", b"v")], b"two"),
+            frame(3, CompressType::Gzip, &[], &[b'x'; 3000]),
+            frame(4, CompressType::None, &[], b""),
+            frame(5, CompressType::None, &[], &[7; 70_000]),
+            frame(6, CompressType::None, &[], b"six"),
+        ]
+    }
+
+    #[test]
+    fn frames_taken_by_runs_read_as_frames_parsed_alone() {
+        let decoder = Decoder::default();
+        let frames = assorted();
+        let mut buf = BytesMut::new();
+        for frame in &frames {
+            buf.extend_from_slice(frame);
+        }
+        // And the start of a seventh, which stays in the buffer.
+        buf.extend_from_slice(&frames[0][..20]);
+        let mut run = FrameRun::default();
+        let mut kept = Message::empty();
+        let mut clones = Vec::new();
+        for frame in &frames {
+            assert!(decoder.next_into(&mut buf, &mut run, &mut kept).unwrap());
+            assert_eq!(
+                seen(&kept),
+                seen(&Message::parse(frame.clone(), &Limits::default()).unwrap())
+            );
+            // A clone outlives the run's next frames (a request answered later).
+            clones.push(kept.clone());
+        }
+        assert_eq!(run.remaining(), 0);
+        assert!(!decoder.next_into(&mut buf, &mut run, &mut kept).unwrap());
+        assert_eq!(&buf[..], &frames[0][..20]);
+        drop(kept);
+        for (clone, frame) in clones.iter().zip(&frames) {
+            assert_eq!(clone.frame(), &frame[..]);
+            assert_eq!(&clone.frame_bytes()[..], &frame[..]);
+        }
+    }
+
+    #[test]
+    fn a_run_stops_where_the_buffer_does_and_resumes_after_the_next_read() {
+        let decoder = Decoder::default();
+        let frames = assorted();
+        let wire: Vec<u8> = frames.iter().flat_map(|f| f.iter().copied()).collect();
+        let mut buf = BytesMut::new();
+        let mut run = FrameRun::default();
+        let mut kept = Message::empty();
+        let mut seqs = Vec::new();
+        // Reads of 1,000 bytes: runs of several small frames, lone frames, and frames that span
+        // many reads.
+        for piece in wire.chunks(1000) {
+            buf.extend_from_slice(piece);
+            while decoder.next_into(&mut buf, &mut run, &mut kept).unwrap() {
+                seqs.push(kept.seq());
+            }
+        }
+        assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn the_frames_before_a_bad_prefix_are_taken_then_it_is_an_error() {
+        let limits = Limits {
+            max_frame_len: 1000,
+            ..Limits::default()
+        };
+        let decoder = Decoder::new(limits);
+        for (bad, is_expected) in [
+            (
+                Bytes::from_static(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+                (|e| matches!(e, DecodeError::BadMagic(b'G'))) as fn(&DecodeError) -> bool,
+            ),
+            (
+                frame(9, CompressType::None, &[], &[0; 2000]),
+                |e| matches!(e, DecodeError::FrameTooLong { len, max: 1000 } if *len > 2000),
+            ),
+        ] {
+            let mut buf = BytesMut::new();
+            buf.extend_from_slice(&frame(1, CompressType::None, &[], b"a"));
+            buf.extend_from_slice(&frame(2, CompressType::None, &[], b"b"));
+            buf.extend_from_slice(&bad);
+            let mut run = FrameRun::default();
+            let mut kept = Message::empty();
+            for seq in [1, 2] {
+                assert!(decoder.next_into(&mut buf, &mut run, &mut kept).unwrap());
+                assert_eq!(kept.seq(), seq);
+            }
+            let error = decoder
+                .next_into(&mut buf, &mut run, &mut kept)
+                .unwrap_err();
+            assert!(is_expected(&error), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_frame_inside_a_run_is_an_error_and_the_message_keeps_its_frame() {
+        let decoder = Decoder::default();
+        let good = frame(1, CompressType::None, &[], b"ok");
+        // The service path's length runs past the frame.
+        let mut bad = frame(2, CompressType::None, &[], b"bad").to_vec();
+        bad[16..20].copy_from_slice(&1000u32.to_be_bytes());
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&good);
+        buf.extend_from_slice(&bad);
+        buf.extend_from_slice(&good);
+        let mut run = FrameRun::default();
+        let mut kept = Message::empty();
+        assert!(decoder.next_into(&mut buf, &mut run, &mut kept).unwrap());
+        assert!(matches!(
+            decoder.next_into(&mut buf, &mut run, &mut kept),
+            Err(DecodeError::InnerLengthOverrun { .. })
+        ));
+        assert_eq!(kept.seq(), 1);
+        assert_eq!(kept.payload(), b"ok");
+    }
+
+    #[test]
+    fn once_a_run_is_taken_and_its_message_cleared_the_buffer_is_refilled_in_place() {
+        let decoder = Decoder::default();
+        let mut buf = BytesMut::with_capacity(4096);
+        let start = buf.as_ptr();
+        let mut run = FrameRun::default();
+        let mut kept = Message::empty();
+        for round in 0..3u64 {
+            for seq in 0..3 {
+                buf.extend_from_slice(&frame(round * 3 + seq, CompressType::None, &[], b"x"));
+            }
+            while decoder.next_into(&mut buf, &mut run, &mut kept).unwrap() {}
+            kept.clear();
+            // Unshared again: `reserve` moves back to the start of the same allocation.
+            buf.reserve(4000);
+            assert_eq!(buf.as_ptr(), start, "round {round}");
+        }
     }
 }

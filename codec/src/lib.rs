@@ -22,7 +22,7 @@ pub mod message;
 pub mod metadata;
 
 pub use compress::{gunzip, gzip, reply_compression, COMPRESS_THRESHOLD};
-pub use decode::{Decoder, Limits};
+pub use decode::{Decoder, FrameRun, Limits};
 pub use encode::{
     encode_error_reply, encode_frame, encode_heartbeat_reply, encode_plain_reply_with,
     encode_reply, encode_reply_with, FrameWriter, PayloadWriter,

@@ -140,7 +140,7 @@ impl Frame {
         } else {
             assert_eq!(msg.wire_payload(), &self.payload[..]);
         }
-        assert_eq!(&msg.frame()[..], &self.wire(msg.wire_payload())[..]);
+        assert_eq!(msg.frame(), &self.wire(msg.wire_payload())[..]);
     }
 }
 

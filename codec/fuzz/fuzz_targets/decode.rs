@@ -2,7 +2,9 @@
 //!
 //! Checks, for any input: no panic; the stream decodes to the same frames and the same final error
 //! whether it arrives whole, one byte at a time or in 7-byte pieces, and whether each frame is
-//! returned or parsed into one message kept from frame to frame; every decoded message's replies
+//! returned, parsed into one message kept from frame to frame, or taken by runs of frames (and a
+//! clone of every message still reads as its frame after the runs moved on); every decoded
+//! message's replies
 //! (normal, error, heartbeat) encode and decode back; small limits refuse frames without panicking.
 //! Seeds come from the golden vectors: `scripts/fuzz.sh` writes them.
 
@@ -11,7 +13,8 @@
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use ringrpc_codec::{
-    encode_error_reply, encode_heartbeat_reply, encode_reply, DecodeError, Decoder, Limits, Message,
+    encode_error_reply, encode_heartbeat_reply, encode_reply, DecodeError, Decoder, FrameRun,
+    Limits, Message,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -28,6 +31,13 @@ fuzz_target!(|data: &[u8]| {
         run_into(&Decoder::default(), data, 7),
         "frames parsed into a kept message differ from frames returned one by one"
     );
+    for chunk in [7, 100, data.len().max(1)] {
+        assert_eq!(
+            whole,
+            run_runs(&Decoder::default(), data, chunk),
+            "frames taken by runs differ from frames returned one by one ({chunk}-byte pieces)"
+        );
+    }
     let small = Limits {
         max_frame_len: 64,
         max_decompressed_len: 64,
@@ -66,6 +76,26 @@ fn run_into(decoder: &Decoder, data: &[u8], chunk: usize) -> Outcome {
             (kept.frame().to_vec(), kept.payload().to_vec())
         }))
     })
+}
+
+/// As [`run_into`], with the frames taken by runs ([`Decoder::next_into`]); a clone of every
+/// message is kept, and still reads as its frame once the runs have moved on.
+fn run_runs(decoder: &Decoder, data: &[u8], chunk: usize) -> Outcome {
+    let mut kept = Message::empty();
+    let mut run = FrameRun::default();
+    let mut clones = Vec::new();
+    let outcome = feed(data, chunk, |buf| {
+        Ok(decoder.next_into(buf, &mut run, &mut kept)?.then(|| {
+            check_replies(&kept);
+            clones.push(kept.clone());
+            (kept.frame().to_vec(), kept.payload().to_vec())
+        }))
+    });
+    for (clone, (frame, payload)) in clones.iter().zip(&outcome.frames) {
+        assert_eq!(clone.frame(), &frame[..]);
+        assert_eq!(clone.payload(), &payload[..]);
+    }
+    outcome
 }
 
 /// Feeds `data` `chunk` bytes at a time to a buffer, taking what `next` decodes (a frame's bytes

@@ -3,15 +3,17 @@
 //! arithmetic exists once for the server, the echo limit and the load generator.
 //!
 //! Frames are split off the front of the buffer without copying: a [`Message`] shares the
-//! buffer's allocation. Once the frames before it are consumed, a partial frame is moved back to
-//! the front of the same allocation by `reserve` rather than grown.
+//! buffer's allocation. Frames parsed into a kept message ([`FrameReader::next_frame_into`]) are
+//! cut off in runs, all the whole frames buffered at once ([`FrameRun`]). Once the frames before
+//! it are consumed, a partial frame is moved back to the front of the same allocation by
+//! `reserve` rather than grown.
 
 use std::io;
 
 use bytes::{Buf, BytesMut};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, CancelHandle, CancelableAsyncReadRent};
-use ringrpc_codec::{DecodeError, Decoder, Header, Message};
+use ringrpc_codec::{DecodeError, Decoder, FrameRun, Header, Message};
 
 use crate::read_instance::OwnInstance;
 
@@ -27,6 +29,9 @@ pub struct FrameReader {
     read_size: usize,
     /// The room offered to the last read: a read that filled it suggests more is waiting.
     last_room: usize,
+    /// Whole frames cut off the front of `buf` and not all taken yet
+    /// ([`FrameReader::next_frame_into`]); they come before `buf`'s bytes.
+    run: FrameRun,
 }
 
 impl FrameReader {
@@ -38,6 +43,7 @@ impl FrameReader {
             decoder,
             read_size: read_size.max(1),
             last_room: 0,
+            run: FrameRun::default(),
         }
     }
 
@@ -125,6 +131,11 @@ impl FrameReader {
     /// a connection that changes buffer size class.
     pub fn replace_buffer(&mut self, mut buf: BytesMut) -> BytesMut {
         buf.clear();
+        // The frames of a run not taken yet go first, and the run lets go of the old buffer.
+        if self.run.remaining() != 0 {
+            buf.extend_from_slice(self.run.rest());
+        }
+        self.run.clear();
         buf.extend_from_slice(&self.buf);
         let mut old = std::mem::replace(&mut self.buf, buf);
         old.clear();
@@ -137,20 +148,34 @@ impl FrameReader {
     // CONNECT), and with several callers LTO stopped inlining it into the hot one.
     #[inline(always)]
     pub fn next_frame(&mut self) -> Result<Option<Message>, DecodeError> {
+        self.debug_assert_no_run();
         self.decoder.decode(&mut self.buf)
     }
 
-    /// As [`FrameReader::next_frame`], parsing into `message` ([`Message::parse_into`]):
-    /// `Ok(true)` when `message` now holds the next frame, `Ok(false)` until one is buffered.
+    /// As [`FrameReader::next_frame`], parsing into `message`, which the caller keeps from frame
+    /// to frame: `Ok(true)` when `message` now holds the next frame, `Ok(false)` until one is
+    /// buffered. All the whole frames buffered are cut off at once, and the messages of that run
+    /// share one handle on it ([`Decoder::next_into`]). A reader used this way is not also read
+    /// by the methods that look at its buffer's front (`peek`, `take`, `skip`, `frame_bytes`,
+    /// `whole_frames_len`, `next_frame`) while a run has frames left.
     #[inline(always)]
     pub fn next_frame_into(&mut self, message: &mut Message) -> Result<bool, DecodeError> {
-        self.decoder.decode_into(&mut self.buf, message)
+        self.decoder
+            .next_into(&mut self.buf, &mut self.run, message)
+    }
+
+    /// The methods that read the buffer's front do not see a run's frames
+    /// ([`FrameReader::next_frame_into`]).
+    #[inline(always)]
+    fn debug_assert_no_run(&self) {
+        debug_assert_eq!(self.run.remaining(), 0, "a run's frames are taken first");
     }
 
     /// The header and length of the next whole frame, without consuming it; `None` until one is
     /// fully buffered.
     #[inline]
     pub fn peek(&self) -> Result<Option<(Header, usize)>, DecodeError> {
+        self.debug_assert_no_run();
         match self.decoder.frame_len(&self.buf)? {
             Some(len) if self.buf.len() >= len => {
                 let header = *Header::view(&self.buf).expect("a whole frame holds its prefix");
@@ -164,6 +189,7 @@ impl FrameReader {
     /// and total length, within the limits): for a caller that moves frames without parsing them.
     #[inline]
     pub fn whole_frames_len(&self) -> Result<usize, DecodeError> {
+        self.debug_assert_no_run();
         let mut run = 0;
         while let Some(frame_len) = self.decoder.frame_len(&self.buf[run..])? {
             if self.buf.len() - run < frame_len {
@@ -176,11 +202,13 @@ impl FrameReader {
 
     /// Drops the next frame (of length `len`, from [`FrameReader::peek`]) unparsed.
     pub fn skip(&mut self, len: usize) {
+        self.debug_assert_no_run();
         self.buf.advance(len);
     }
 
     /// Takes the next frame (of length `len`, from [`FrameReader::peek`]) and parses it.
     pub fn take(&mut self, len: usize) -> Result<Message, DecodeError> {
+        self.debug_assert_no_run();
         let frame = self.buf.split_to(len).freeze();
         Message::parse(frame, self.decoder.limits())
     }
@@ -188,12 +216,14 @@ impl FrameReader {
     /// The next frame's bytes (of length `len`, from [`FrameReader::peek`]), unparsed.
     #[inline]
     pub fn frame_bytes(&self, len: usize) -> &[u8] {
+        self.debug_assert_no_run();
         &self.buf[..len]
     }
 
-    /// Bytes buffered and not yet consumed.
+    /// Bytes buffered and not yet consumed (a run's frames not taken yet included).
+    #[inline]
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() + self.run.remaining()
     }
 
     /// Appends bytes as if read from the socket (tests, and callers that read elsewhere).
@@ -240,6 +270,34 @@ mod tests {
         let (_, len) = reader.peek().unwrap().unwrap();
         assert_eq!(reader.frame_bytes(len), &frame(2, b"hello")[..]);
         assert_eq!(reader.take(len).unwrap().payload(), b"hello");
+        assert_eq!(reader.buffered(), 0);
+    }
+
+    #[test]
+    fn a_run_left_part_taken_moves_with_the_buffer() {
+        let mut reader = FrameReader::new(BytesMut::new(), Decoder::default(), 1024);
+        for seq in 0..3 {
+            reader.extend_from_slice(&frame(seq, b"run"));
+        }
+        let partial = frame(3, b"partial");
+        reader.extend_from_slice(&partial[..10]);
+        let mut kept = Message::empty();
+        assert!(reader.next_frame_into(&mut kept).unwrap());
+        assert_eq!(kept.seq(), 0);
+        // Two frames of the run and the partial frame are left: a connection paused past a cap
+        // may move them to another buffer.
+        assert_eq!(reader.buffered(), 2 * frame(0, b"run").len() + 10);
+        kept.clear();
+        let old = reader.replace_buffer(BytesMut::with_capacity(4096));
+        assert!(old.is_empty());
+        assert_eq!(reader.buffered(), 2 * frame(0, b"run").len() + 10);
+        reader.extend_from_slice(&partial[10..]);
+        let mut seqs = Vec::new();
+        while reader.next_frame_into(&mut kept).unwrap() {
+            seqs.push(kept.seq());
+        }
+        assert_eq!(seqs, [1, 2, 3]);
+        assert_eq!(kept.payload(), b"partial");
         assert_eq!(reader.buffered(), 0);
     }
 
