@@ -181,19 +181,24 @@ impl Decoder {
         let Ok(mut len) = u32::try_from(first_len) else {
             return Err(frame_too_long_for_a_message(first_len));
         };
-        let scanned = buf.len().min(u32::MAX as usize) as u32;
+        let scanned = &buf[..buf.len().min(u32::MAX as usize)];
         let max_frame_len = self.limits.max_frame_len;
         // The frame at `len`'s prefix, while one is buffered.
-        while let Some(header) = Header::view(&buf[len as usize..scanned as usize]) {
+        while scanned.len() - len as usize >= HEADER_LEN {
+            // SAFETY: `HEADER_LEN` bytes from `len` are in `scanned` (`len` is the end of a whole
+            // frame in it), and `Header` is unaligned: the reads of a checked slice, without its
+            // second bound check (about 3 instructions per frame).
+            let header = unsafe { &*scanned.as_ptr().add(len as usize).cast::<Header>() };
             let total = header.total_len();
             if header.magic() != MAGIC || total > max_frame_len {
                 break;
             }
-            // No overflow: `total` is below `scanned`, itself at most `u32::MAX`, when whole.
-            match (len as u64 + HEADER_LEN as u64 + total as u64).try_into() {
-                Ok(end) if end <= scanned => len = end,
-                _ => break,
+            // No overflow: `scanned` is at most `u32::MAX` long, and 64 bits hold the sum.
+            let end = len as u64 + HEADER_LEN as u64 + total as u64;
+            if end > scanned.len() as u64 {
+                break;
             }
+            len = end as u32;
         }
         run.bytes = buf.split_to(len as usize).freeze();
         run.at = 0;

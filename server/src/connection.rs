@@ -327,8 +327,10 @@ pub async fn serve_halves<R, W>(
             // the run ends when the buffer holds no whole frame or past a cap.
             let capped = {
                 let mut out = shared.out();
-                // limits: where the next frame asks the reply budget (`BUDGET_CHECK_STEP`).
-                let mut budget_check_at = 0;
+                // limits: the output length at which the next frame asks the reply budget
+                // (every `BUDGET_CHECK_STEP`) or stops at `max_pending_write`: one compare per
+                // frame below it.
+                let mut check_at = 0;
                 let buffered_before = frames.buffered();
                 let capped = loop {
                     match frames.next_frame_into(ctx.request_slot()) {
@@ -345,7 +347,15 @@ pub async fn serve_halves<R, W>(
                             ctx.end_request();
                             match dispatched {
                                 Dispatch::Done => {}
-                                Dispatch::Pending(reply) => spawn_pending(&shared, reply),
+                                Dispatch::Pending(reply) => {
+                                    spawn_pending(&shared, reply);
+                                    // Only this adds a request in flight while the run goes on
+                                    // (replies finish in other tasks), and there was room before
+                                    // the run: the read waits for room past the caps.
+                                    if shared.in_flight.get() >= config.max_in_flight {
+                                        break true;
+                                    }
+                                }
                                 // Its error reply and every earlier one still go out
                                 // (Rejection::and_close).
                                 Dispatch::Close => break 'read,
@@ -359,14 +369,14 @@ pub async fn serve_halves<R, W>(
                             break 'read;
                         }
                     }
-                    if out.len() >= config.max_pending_write
-                        || shared.in_flight.get() >= config.max_in_flight
-                        || (out.len() >= budget_check_at && {
-                            budget_check_at = out.len() + BUDGET_CHECK_STEP;
-                            over_budget(out.len())
-                        })
-                    {
-                        break true;
+                    if out.len() >= check_at {
+                        if out.len() >= config.max_pending_write {
+                            break true;
+                        }
+                        check_at = (out.len() + BUDGET_CHECK_STEP).min(config.max_pending_write);
+                        if over_budget(out.len()) {
+                            break true;
+                        }
                     }
                 };
                 // limits: idle and frame-read clocks, once per run (the worker's coarse clock
