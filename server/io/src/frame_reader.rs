@@ -121,6 +121,15 @@ impl FrameReader {
         self.buf.capacity()
     }
 
+    /// Whether the buffer can hold `room` bytes more without allocating: true if it has the room
+    /// now, or once the bytes of frames taken (and let go by their messages) are reclaimed in
+    /// place (`BytesMut::try_reclaim`). Frames split off leave `capacity` short of the buffer's
+    /// allocation until then.
+    #[inline]
+    pub fn try_reclaim(&mut self, room: usize) -> bool {
+        self.buf.try_reclaim(room)
+    }
+
     /// Sets the least room asked of the socket per read.
     #[inline]
     pub fn set_read_size(&mut self, read_size: usize) {
