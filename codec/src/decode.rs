@@ -1,9 +1,12 @@
 //! Finding frames in a byte stream: the incremental decoder and its limits.
 //!
 //! [`Decoder::frame_len`] is the cheap check (is a whole frame buffered, and how long is it?) and
-//! [`Decoder::decode`] splits that frame off the buffer and parses it. Following Go's reader
-//! (rpcx-protocol.md 1.4), the magic byte is checked as soon as it arrives and the total length as
-//! soon as the prefix is in, so an oversized frame is refused before any body byte is buffered.
+//! [`Decoder::decode`] splits that frame off the buffer and parses it. A connection takes its
+//! frames with [`Decoder::next_into`] instead: all the whole frames buffered are cut off at once
+//! ([`FrameRun`]) and parsed one by one into a message it keeps, the messages of a run sharing one
+//! handle on it. Following Go's reader (rpcx-protocol.md 1.4), the magic byte is checked as soon
+//! as it arrives and the total length as soon as the prefix is in, so an oversized frame is
+//! refused before any body byte is buffered.
 
 use bytes::{Bytes, BytesMut};
 

@@ -4,7 +4,8 @@
 //!
 //! - [`header`]: the 16-byte prefix as a `zerocopy` struct read in place, typed accessors for every
 //!   bit, and the protocol's enums.
-//! - [`decode`]: the incremental decoder over `BytesMut` and its [`Limits`].
+//! - [`decode`]: the incremental decoder over `BytesMut` and its [`Limits`]; [`FrameRun`], a
+//!   connection's whole frames cut off the buffer in one piece and parsed one by one.
 //! - [`message`]: a decoded frame whose path, method, metadata and payload are views of the frame.
 //! - [`metadata`]: the zero-copy metadata view, the outgoing builder and the reserved keys.
 //! - [`encode`]: frame writers into caller-supplied buffers, and the response rules.
