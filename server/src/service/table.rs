@@ -166,9 +166,9 @@ struct RouteHit {
 /// two name keys, a scan and the codec check cost about 55 instructions (callgrind).
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct RouteKey {
-    /// Length of the names on the wire (at least 8; 255 for any longer) and the serialize
-    /// type's bits above it.
-    len_serialize: u32,
+    /// Length of the names on the wire (at least 8, below 2^32: a frame's length is a `u32`) and
+    /// the serialize type's bits above it.
+    len_serialize: u64,
     head: u128,
     tail: u128,
 }
@@ -195,8 +195,8 @@ impl RouteKey {
             (u128::from(eight(0)), u128::from(eight(len.max(8) - 8)))
         };
         RouteKey {
-            // Lengths past 255 are told apart from the cached ones (32 at most) by being longer.
-            len_serialize: len.min(255) as u32 | (u32::from(request.serialize_type().bits()) << 8),
+            // Whole, with no clamp (3 instructions per request, callgrind): 64 bits hold both.
+            len_serialize: len as u64 | (u64::from(request.serialize_type().bits()) << 48),
             head,
             tail,
         }
