@@ -261,6 +261,7 @@ impl FrameRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::tests::fields as seen;
     use crate::{encode_frame, CompressType};
 
     fn frame(seq: u64, compress: CompressType, pairs: &[(&[u8], &[u8])], payload: &[u8]) -> Bytes {
@@ -276,19 +277,6 @@ mod tests {
             payload,
         );
         wire.freeze()
-    }
-
-    /// What a reader sees of a message: its header (as `Debug` text), path, method, metadata,
-    /// payload and frame.
-    fn seen(message: &Message) -> Vec<Vec<u8>> {
-        vec![
-            format!("{:?}", message.header()).into_bytes(),
-            message.service_path().to_vec(),
-            message.service_method().to_vec(),
-            message.metadata().as_bytes().to_vec(),
-            message.payload().to_vec(),
-            message.frame().to_vec(),
-        ]
     }
 
     /// Frames of every kind the parse tells apart: plain, with metadata, compressed (the full

@@ -162,6 +162,9 @@ impl Message {
         let compress = unsafe { (*frame.as_ptr().cast::<Header>()).compress_type() };
         match locate_body_fields(frame, compress) {
             Some(fields) if fields.take_the_common_path(frame, limits) => {
+                // The stores of `parse_checked_into`'s common path, at `start` of the run: written
+                // out twice, as one helper for both cost 12 instructions per request at 10 x 32
+                // and 55 at 10 x 1 (callgrind: LLVM allocated the loop's registers differently).
                 // SAFETY: `locate_fields` found the fields after the header: the frame holds at
                 // least `HEADER_LEN` bytes, and `Header` is unaligned.
                 self.header = unsafe { frame.as_ptr().cast::<Header>().read_unaligned() };
@@ -533,7 +536,7 @@ fn take_field(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{encode_frame, Header};
     use bytes::BytesMut;
@@ -560,7 +563,7 @@ mod tests {
 
     /// Every field a reader can see, to compare two messages: the header (its `Debug` text), the
     /// path, method, metadata block, payload and whole frame.
-    fn fields(message: &Message) -> Vec<Vec<u8>> {
+    pub(crate) fn fields(message: &Message) -> Vec<Vec<u8>> {
         vec![
             format!("{:?}", message.header()).into_bytes(),
             message.service_path().to_vec(),
