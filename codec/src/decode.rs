@@ -190,7 +190,7 @@ impl Decoder {
         while scanned.len() - len as usize >= HEADER_LEN {
             // SAFETY: `HEADER_LEN` bytes from `len` are in `scanned` (`len` is the end of a whole
             // frame in it), and `Header` is unaligned: the reads of a checked slice, without its
-            // second bound check (about 3 instructions per frame).
+            // second bound check (1 instruction per frame, callgrind).
             let header = unsafe { &*scanned.as_ptr().add(len as usize).cast::<Header>() };
             let total = header.total_len();
             if header.magic() != MAGIC || total > max_frame_len {

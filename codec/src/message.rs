@@ -158,7 +158,7 @@ impl Message {
         debug_assert!(frame.len() >= HEADER_LEN);
         // SAFETY: a whole frame holds its prefix (`Header` is unaligned). The frame's length,
         // at least `HEADER_LEN` and at most `u32::MAX`, is the caller's contract too: the checks
-        // of `locate_fields` that could not fail are skipped (about 10 instructions per frame).
+        // of `locate_fields` that could not fail are skipped (9 per frame, callgrind).
         let compress = unsafe { (*frame.as_ptr().cast::<Header>()).compress_type() };
         match locate_body_fields(frame, compress) {
             Some(fields) if fields.take_the_common_path(frame, limits) => {

@@ -415,8 +415,8 @@ pub async fn serve_halves<R, W>(
             let class_ok = if streaming {
                 // A large buffer whose frames are all answered: the room they took is reclaimed
                 // in place, where a check of the capacity alone (short of it after the frames
-                // were split off) swapped it for another large buffer at every read (about 190
-                // instructions a read, callgrind).
+                // were split off) swapped it for another large buffer at every read (4.6
+                // instructions per request more at 10 x 32, about 150 a read, callgrind).
                 frames.capacity() >= large || frames.try_reclaim(large)
             } else {
                 // The rest of a large buffer is kept while the loan is (a connection between
