@@ -1,5 +1,5 @@
 //! Criterion benchmarks of the codec on the request path: decoding requests from a warm receive
-//! buffer, encoding requests and replies into a warm output buffer, and gzip both ways.
+//! buffer (pipelined, and one per read), encoding requests and replies into a warm output buffer, and gzip both ways.
 //!
 //! Requests: a raw `Echo.Echo` with a 581-byte payload and a JSON `Arith.Mul` with `{"A":10,"B":20}`,
 //! each without metadata and with two pairs. Run:
@@ -166,6 +166,45 @@ fn decode(c: &mut Criterion) {
     group.finish();
 }
 
+/// A latency-bound connection's frames, one per read: split off (`Decoder::next_into`, whose
+/// buffer is reclaimed before the next read) or lent where they lie (`Decoder::next_lending_into`,
+/// whose buffer is refilled from its start once the lend ends). Each iteration reads the frame
+/// into the buffer (a copy) and takes it, as a connection does.
+fn decode_lone(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decode_lone");
+    for case in cases() {
+        let mut wire = BytesMut::new();
+        let frame_len = case.encode_request(&mut wire);
+        let decoder = Decoder::default();
+        let mut recv = BytesMut::with_capacity(4096);
+        let mut run = FrameRun::default();
+        let mut kept = Message::empty();
+        group.throughput(Throughput::Bytes(frame_len as u64));
+        group.bench_function(BenchmarkId::new("split", &case.name), |b| {
+            b.iter(|| {
+                // The next read's room, as `FrameReader::make_room` asks: a reclaim here.
+                recv.reserve(frame_len);
+                recv.extend_from_slice(&wire);
+                assert!(decoder.next_into(&mut recv, &mut run, &mut kept).unwrap());
+                black_box(kept.payload().len());
+                kept.clear();
+            })
+        });
+        group.bench_function(BenchmarkId::new("lent", &case.name), |b| {
+            b.iter(|| {
+                recv.reserve(frame_len);
+                recv.extend_from_slice(&wire);
+                // SAFETY: the lend ends below, before `recv` is written again.
+                let taken = unsafe { decoder.next_lending_into(&mut recv, &mut run, &mut kept) };
+                assert!(taken.unwrap());
+                black_box(kept.payload().len());
+                assert!(run.end_lend(&recv, &mut kept));
+            })
+        });
+    }
+    group.finish();
+}
+
 fn encode_request(c: &mut Criterion) {
     let mut group = c.benchmark_group("encode_request");
     for case in cases() {
@@ -292,6 +331,7 @@ fn gzip(c: &mut Criterion) {
 criterion_group!(
     benches,
     decode,
+    decode_lone,
     encode_request,
     encode_reply_bench,
     encode_plain_reply_bench,

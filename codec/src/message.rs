@@ -3,7 +3,11 @@
 //! A [`Message`] owns one `Bytes` handle on the bytes its frame lies in (a slice of the receive
 //! buffer: the frame alone, or a run of whole frames cut in one piece, [`crate::decode::FrameRun`])
 //! and remembers where the frame and each body field lie in them; nothing is copied unless the
-//! payload was compressed. Parsing a buffered frame lives here; finding frames in a byte stream
+//! payload was compressed. A lone frame may instead be *lent* to the message, a view of the
+//! receive buffer with no handle at all ([`crate::Decoder::next_lending_into`]): such a message
+//! copies its bytes for anything that would outlive it (a clone, [`Message::payload_bytes`],
+//! [`Message::frame_bytes`], [`Message::into_payload`]) unless its lender first gives it its own
+//! handle ([`crate::FrameRun::own_lent`]). Parsing a buffered frame lives here; finding frames in a byte stream
 //! lives in [`crate::decode`].
 
 use bytes::Bytes;
@@ -14,7 +18,6 @@ use crate::{
 };
 
 /// One decoded rpcx frame.
-#[derive(Clone)]
 pub struct Message {
     header: Header,
     /// The bytes the frame lies in: the frame alone, or the run of frames it was parsed from
@@ -32,6 +35,30 @@ pub struct Message {
     /// The payload after decompression; `None` when the frame was not compressed, and the payload
     /// is the rest of the frame. Boxed: rare, and it would double the size of every message.
     decompressed: Option<Box<Bytes>>,
+    /// `bytes` is a view of bytes this message does not own (a static `Bytes` over a lent frame,
+    /// [`Message::parse_lent_into`]): it is never cloned or sliced out of the message.
+    lent: bool,
+}
+
+impl Clone for Message {
+    /// A clone of a lent message owns a copy of its frame (the lent bytes live only as long as
+    /// their lender lets them); any other shares the message's handle.
+    fn clone(&self) -> Self {
+        if self.lent {
+            return self.owned_copy();
+        }
+        Message {
+            header: self.header,
+            bytes: self.bytes.clone(),
+            start: self.start,
+            end: self.end,
+            path_end: self.path_end,
+            method_end: self.method_end,
+            metadata_end: self.metadata_end,
+            decompressed: self.decompressed.clone(),
+            lent: false,
+        }
+    }
 }
 
 impl Message {
@@ -55,6 +82,7 @@ impl Message {
                 method_end: fields.method_end,
                 metadata_end: fields.metadata.end as u32,
                 decompressed: None,
+                lent: false,
             }),
             _ => Self::parse_checked(frame, limits),
         }
@@ -80,6 +108,7 @@ impl Message {
             method_end: HEADER_LEN as u32 + 8,
             metadata_end: HEADER_LEN as u32 + 12,
             decompressed: None,
+            lent: false,
         }
     }
 
@@ -124,6 +153,7 @@ impl Message {
                 self.start = 0;
                 self.end = frame.len() as u32;
                 self.bytes = frame;
+                self.lent = false;
                 Ok(())
             }
             _ => {
@@ -182,6 +212,7 @@ impl Message {
                     // The run's last frame: its handle moves here (dropping this message's own
                     // handle on the run, if it had one).
                     self.bytes = std::mem::take(run);
+                    self.lent = false;
                 } else if self.bytes.as_ptr() != run.as_ptr() || self.bytes.len() != run.len() {
                     // Two live handles on the same address and length view the same bytes:
                     // otherwise this message holds another frame's bytes, and shares the run.
@@ -198,6 +229,7 @@ impl Message {
     #[inline(never)]
     fn share_run(&mut self, run: &Bytes) {
         self.bytes = run.clone();
+        self.lent = false;
     }
 
     /// [`Message::parse_run_frame_into`]'s full parse, for a malformed or compressed frame.
@@ -273,7 +305,86 @@ impl Message {
             method_end: method.end as u32,
             metadata_end: metadata.end as u32,
             decompressed,
+            lent: false,
         })
+    }
+
+    /// Parses `frame`, a whole frame lent by its [`crate::Decoder`] (its prefix checked, and
+    /// exactly as long as it announces), into `self` without a handle on it: `self` views the
+    /// frame where it lies. After an error `self` holds its old frame.
+    ///
+    /// # Safety
+    /// `frame`'s bytes must stay valid and unchanged for as long as `self` holds them: until
+    /// `self` is cleared, parsed into again, given its own handle ([`Message::adopt_lent`]) or
+    /// dropped.
+    #[inline(always)]
+    pub(crate) unsafe fn parse_lent_into(
+        &mut self,
+        frame: &[u8],
+        limits: &Limits,
+    ) -> Result<(), DecodeError> {
+        // SAFETY: the caller keeps the bytes valid and unchanged while `self` holds them, and the
+        // static `Bytes` over them never leaves `self`: a lent message copies its frame for a
+        // clone, `payload_bytes`, `frame_bytes` and `into_payload`. Dropping it touches nothing.
+        let view: &'static [u8] = unsafe { &*(frame as *const [u8]) };
+        self.parse_checked_into::<true>(Bytes::from_static(view), limits)?;
+        self.lent = true;
+        Ok(())
+    }
+
+    /// Whether the frame is lent ([`crate::Decoder::next_lending_into`]): viewed where its lender
+    /// keeps it, with no handle on it.
+    #[inline(always)]
+    pub fn is_lent(&self) -> bool {
+        self.lent
+    }
+
+    /// The lent frame's bytes as lent (from the start of the lender's buffer), if it is lent.
+    #[inline(always)]
+    pub(crate) fn lent_bytes(&self) -> Option<&[u8]> {
+        self.lent.then_some(&self.bytes[..])
+    }
+
+    /// Gives a lent message its own handle on its bytes: `bytes` holds what
+    /// [`Message::lent_bytes`] views, at the same offsets. Panics unless it is as long.
+    #[inline]
+    pub(crate) fn adopt_lent(&mut self, bytes: Bytes) {
+        assert!(
+            self.lent && bytes.len() == self.bytes.len(),
+            "a lent frame adopts its own bytes"
+        );
+        debug_assert_eq!(&bytes[..], &self.bytes[..]);
+        self.bytes = bytes;
+        self.lent = false;
+    }
+
+    /// A clone of a lent message, owning a copy of its frame.
+    #[cold]
+    #[inline(never)]
+    fn owned_copy(&self) -> Message {
+        let frame = Bytes::copy_from_slice(self.frame());
+        // Offsets into the copy, which starts where the frame does.
+        let base = self.start;
+        Message {
+            header: self.header,
+            bytes: frame,
+            start: 0,
+            end: self.end - base,
+            path_end: self.path_end - base,
+            method_end: self.method_end - base,
+            metadata_end: self.metadata_end - base,
+            decompressed: self.decompressed.clone(),
+            lent: false,
+        }
+    }
+
+    /// `bytes[start..end]` of the message's bytes as an owned handle: a copy if they are lent.
+    #[inline(always)]
+    fn bytes_slice(&self, start: usize, end: usize) -> Bytes {
+        if self.lent {
+            return copy_lent(self.field(start, end));
+        }
+        self.bytes.slice(start..end)
     }
 
     /// The 16-byte prefix as received.
@@ -343,14 +454,12 @@ impl Message {
     }
 
     /// The payload, decompressed, as a shared handle (no copy: a slice of the frame, or the
-    /// decompressed buffer).
+    /// decompressed buffer; a copy if the frame is lent).
     #[inline]
     pub fn payload_bytes(&self) -> Bytes {
         match &self.decompressed {
             Some(payload) => (**payload).clone(),
-            None => self
-                .bytes
-                .slice(self.metadata_end as usize + 4..self.end as usize),
+            None => self.bytes_slice(self.metadata_end as usize + 4, self.end as usize),
         }
     }
 
@@ -373,19 +482,17 @@ impl Message {
         self.field(self.start as usize, self.end as usize)
     }
 
-    /// The whole frame as a shared handle (no copy).
+    /// The whole frame as a shared handle (no copy, unless the frame is lent).
     #[inline]
     pub fn frame_bytes(&self) -> Bytes {
-        self.bytes.slice(self.start as usize..self.end as usize)
+        self.bytes_slice(self.start as usize, self.end as usize)
     }
 
     /// Takes the payload out, dropping the rest of the message.
     pub fn into_payload(self) -> Bytes {
         match self.decompressed {
             Some(payload) => *payload,
-            None => self
-                .bytes
-                .slice(self.metadata_end as usize + 4..self.end as usize),
+            None => self.bytes_slice(self.metadata_end as usize + 4, self.end as usize),
         }
     }
 
@@ -412,6 +519,13 @@ impl Message {
     pub(crate) fn reply_prefix(&self) -> &[u8] {
         self.field(self.start as usize, self.method_end as usize)
     }
+}
+
+/// A lent frame's bytes copied, for a handle that may outlive the lend.
+#[cold]
+#[inline(never)]
+fn copy_lent(bytes: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(bytes)
 }
 
 impl std::fmt::Debug for Message {

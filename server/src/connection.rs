@@ -343,7 +343,12 @@ pub async fn serve_halves<R, W>(
                                 method = %String::from_utf8_lossy(request.service_method()),
                                 "request"
                             );
-                            let dispatched = table.dispatch_in(&ctx, &mut out);
+                            // A lent frame (a lone one) is given its own handle only if it
+                            // may outlive the call (`ServiceTable::dispatch_in`).
+                            let dispatched =
+                                table.dispatch_in(&mut ctx, &mut out, &mut |request| {
+                                    frames.own_lent(request)
+                                });
                             ctx.end_request();
                             match dispatched {
                                 Dispatch::Done => {}
@@ -386,9 +391,9 @@ pub async fn serve_halves<R, W>(
                 }
                 capped
             };
-            // The last request's frame goes: the receive buffer is then unshared, to be
-            // refilled in place.
-            ctx.clear_request();
+            // The last request's frame goes (a lent one's lend ends): the receive buffer is then
+            // unshared, to be refilled in place.
+            frames.release(ctx.request_slot());
             if !capped {
                 break 'frames;
             }
@@ -536,6 +541,8 @@ pub async fn serve_halves<R, W>(
         }
     }
 
+    // A frame lent to the request its loop ended on is let go before the buffer goes back.
+    frames.release(ctx.request_slot());
     drop(ctx);
     shared.reading_done.set(true);
     shared.writer.wake();

@@ -79,7 +79,8 @@ impl Context {
         Context::new(Message::empty(), peer)
     }
 
-    /// Where the next request is parsed ([`Message::parse_into`]).
+    /// Where the next request is parsed ([`Message::parse_into`]), and cleared after its frames
+    /// (`FrameReader::release`: a frame lent to it is let go).
     #[inline(always)]
     pub(crate) fn request_slot(&mut self) -> &mut Message {
         &mut self.request
@@ -101,15 +102,9 @@ impl Context {
         }
     }
 
-    /// Drops the request held in the slot: the receive buffer it shares is then the
-    /// connection's alone again, to be refilled in place.
-    #[inline(always)]
-    pub(crate) fn clear_request(&mut self) {
-        self.request.clear();
-    }
-
     /// An owned context for the request in the slot, for a handler that outlives the run of
-    /// frames (an async method): the request shared, not copied.
+    /// frames (an async method): the request shared, not copied (a lent one is given its handle
+    /// first, [`crate::service::ServiceTable`]'s dispatch; else it is copied).
     pub(crate) fn detach(&self) -> Context {
         Context {
             request: self.request.clone(),

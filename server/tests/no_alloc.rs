@@ -1,6 +1,8 @@
 //! The steady-state request path allocates nothing: a counting global allocator watches a real
 //! server (its worker thread, io_uring reads and writes, decode, dispatch, encode) serve
-//! pipelined `Echo.Echo` and `Arith.Mul` (JSON and MsgPack) requests once its buffers are warm.
+//! pipelined `Echo.Echo` and `Arith.Mul` (JSON and MsgPack) requests once its buffers are warm,
+//! and requests sent one at a time (each a lone frame: lent to the request where it lies, or,
+//! for a method whose argument keeps a `Bytes` handle on it, split off as before).
 //! The client side of this test allocates nothing while measuring: frames are encoded up front
 //! and replies are read into a fixed buffer.
 
@@ -82,10 +84,14 @@ fn serve_rounds(
 #[test]
 fn steady_state_requests_allocate_nothing() {
     let server = TestServer::start(1);
+    let echo = request(1, "Echo", "Echo", SerializeType::Raw, &[], &[b'x'; 581]);
     let cases = [
+        ("Echo.Echo raw 581 B", echo.clone(), 32),
+        ("Echo.Echo raw 581 B, one at a time", echo, 1),
         (
-            "Echo.Echo raw 581 B",
-            request(1, "Echo", "Echo", SerializeType::Raw, &[], &[b'x'; 581]),
+            "Echo.Deadline raw (a Bytes argument), one at a time",
+            request(4, "Echo", "Deadline", SerializeType::Raw, &[], b"left?"),
+            1,
         ),
         (
             "Arith.Mul JSON",
@@ -97,6 +103,7 @@ fn steady_state_requests_allocate_nothing() {
                 &[],
                 br#"{"A":10,"B":20}"#,
             ),
+            32,
         ),
         (
             "Arith.Mul MsgPack",
@@ -108,11 +115,12 @@ fn steady_state_requests_allocate_nothing() {
                 &[],
                 &[0x82, 0xa1, b'A', 10, 0xa1, b'B', 20],
             ),
+            32,
         ),
     ];
-    for (name, frame) in &cases {
+    for (name, frame, per_burst) in &cases {
         let mut client = server.connect();
-        let per_burst = 32;
+        let per_burst = *per_burst;
         let burst = frame.repeat(per_burst);
         // Warm-up: buffers grow to their working size, pools fill.
         serve_rounds(&mut client.stream, &burst, per_burst, 500);

@@ -2,8 +2,9 @@
 //!
 //! Checks, for any input: no panic; the stream decodes to the same frames and the same final error
 //! whether it arrives whole, one byte at a time or in 7-byte pieces, and whether each frame is
-//! returned, parsed into one message kept from frame to frame, or taken by runs of frames (and a
-//! clone of every message still reads as its frame after the runs moved on); every decoded
+//! returned, parsed into one message kept from frame to frame, taken by runs of frames (and a
+//! clone of every message still reads as its frame after the runs moved on), or with lone frames
+//! lent (half of them then given their own handle, the clones still reading right); every decoded
 //! message's replies
 //! (normal, error, heartbeat) encode and decode back; small limits refuse frames without panicking.
 //! Seeds come from the golden vectors: `scripts/fuzz.sh` writes them.
@@ -36,6 +37,11 @@ fuzz_target!(|data: &[u8]| {
             whole,
             run_runs(&Decoder::default(), data, chunk),
             "frames taken by runs differ from frames returned one by one ({chunk}-byte pieces)"
+        );
+        assert_eq!(
+            whole,
+            run_lending(&Decoder::default(), data, chunk),
+            "frames lent differ from frames returned one by one ({chunk}-byte pieces)"
         );
     }
     let small = Limits {
@@ -92,6 +98,44 @@ fn run_runs(decoder: &Decoder, data: &[u8], chunk: usize) -> Outcome {
         }))
     });
     for (clone, (frame, payload)) in clones.iter().zip(&outcome.frames) {
+        assert_eq!(clone.frame(), &frame[..]);
+        assert_eq!(clone.payload(), &payload[..]);
+    }
+    outcome
+}
+
+/// As [`run_runs`], with lone frames lent ([`Decoder::next_lending_into`]): every other lent
+/// frame is given its own handle, the rest copied by their clone, and each lend ends before the
+/// buffer is written again.
+fn run_lending(decoder: &Decoder, data: &[u8], chunk: usize) -> Outcome {
+    let mut kept = Message::empty();
+    let mut run = FrameRun::default();
+    let mut clones = Vec::new();
+    let mut lent = 0;
+    let outcome = feed(data, chunk, |buf| {
+        // SAFETY: a lend ends below, before `feed` writes to `buf` again (a lend only comes
+        // with a frame taken).
+        let taken = unsafe { decoder.next_lending_into(buf, &mut run, &mut kept) }?;
+        Ok(taken.then(|| {
+            check_replies(&kept);
+            let frame = (kept.frame().to_vec(), kept.payload().to_vec());
+            if run.lends() {
+                assert!(kept.is_lent());
+                lent += 1;
+                if lent % 2 == 0 {
+                    run.own_lent(buf, &mut kept);
+                    assert!(!kept.is_lent() && !run.lends());
+                }
+            }
+            clones.push(kept.clone());
+            if run.lends() {
+                assert!(run.end_lend(buf, &mut kept));
+            }
+            frame
+        }))
+    });
+    for (clone, (frame, payload)) in clones.iter().zip(&outcome.frames) {
+        assert!(!clone.is_lent());
         assert_eq!(clone.frame(), &frame[..]);
         assert_eq!(clone.payload(), &payload[..]);
     }

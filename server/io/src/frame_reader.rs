@@ -4,9 +4,16 @@
 //!
 //! Frames are split off the front of the buffer without copying: a [`Message`] shares the
 //! buffer's allocation. Frames parsed into a kept message ([`FrameReader::next_frame_into`]) are
-//! cut off in runs, all the whole frames buffered at once ([`FrameRun`]). Once the frames before
-//! it are consumed, a partial frame is moved back to the front of the same allocation by
-//! `reserve` rather than grown.
+//! cut off in runs, all the whole frames buffered at once ([`FrameRun`]), and a lone frame (all
+//! that is buffered, a latency-bound client's) is lent to the message where it lies, with no
+//! handle at all ([`Decoder::next_lending_into`]): the buffer is then refilled from its start
+//! once the message lets it go ([`FrameReader::release`]). Once the frames before it are
+//! consumed, a partial frame is moved back to the front of the same allocation by `reserve`
+//! rather than grown.
+//!
+//! The lend is kept sound here: every method that would write or free the buffer's bytes first
+//! ends a lend its message did not end, by leaking the buffer if that message went elsewhere
+//! ([`FrameReader::settle`]), so a lent frame is never changed under the message viewing it.
 
 use std::io;
 
@@ -86,6 +93,7 @@ impl FrameReader {
     /// more: in place when the buffer is not shared, else in a new allocation.
     #[inline]
     pub fn make_room(&mut self) {
+        self.settle();
         let want = self.wanted();
         if self.spare() < want {
             self.buf.reserve(want);
@@ -127,6 +135,7 @@ impl FrameReader {
     /// allocation until then.
     #[inline]
     pub fn try_reclaim(&mut self, room: usize) -> bool {
+        self.settle();
         self.buf.try_reclaim(room)
     }
 
@@ -139,6 +148,7 @@ impl FrameReader {
     /// Moves what is buffered into `buf` (copied, once) and returns the old buffer, emptied: for
     /// a connection that changes buffer size class.
     pub fn replace_buffer(&mut self, mut buf: BytesMut) -> BytesMut {
+        self.settle();
         buf.clear();
         // The frames of a run not taken yet go first, and the run lets go of the old buffer.
         if self.run.remaining() != 0 {
@@ -167,10 +177,61 @@ impl FrameReader {
     /// share one handle on it ([`Decoder::next_into`]). A reader used this way is not also read
     /// by the methods that look at its buffer's front (`peek`, `take`, `skip`, `frame_bytes`,
     /// `whole_frames_len`, `next_frame`) while a run has frames left.
+    ///
+    /// A lone frame is lent to `message` ([`Decoder::next_lending_into`]): once done with it, let
+    /// it go with [`FrameReader::release`], or give `message` its own handle on it with
+    /// [`FrameReader::own_lent`] if it must outlive the next read.
     #[inline(always)]
     pub fn next_frame_into(&mut self, message: &mut Message) -> Result<bool, DecodeError> {
-        self.decoder
-            .next_into(&mut self.buf, &mut self.run, message)
+        // SAFETY: while `run` lends a frame, the buffer's bytes are not written or freed: every
+        // method that would (`make_room`, and so `fill`; `try_reclaim`, `replace_buffer`,
+        // `extend_from_slice`, `into_buffer`, drop) settles the lend first, and a lend its
+        // message did not end leaks the buffer (`settle`).
+        unsafe {
+            self.decoder
+                .next_lending_into(&mut self.buf, &mut self.run, message)
+        }
+    }
+
+    /// Clears `message`, ending the lend of its frame if it holds one from this reader
+    /// ([`FrameReader::next_frame_into`]): the buffer is then refilled from its start.
+    #[inline(always)]
+    pub fn release(&mut self, message: &mut Message) {
+        if !self.run.end_lend(&self.buf, message) {
+            self.abandon_buffer();
+        }
+    }
+
+    /// Gives `message` its own handle on the frame lent to it by this reader, if it holds one
+    /// ([`FrameRun::own_lent`]): for a request that outlives the next read, or whose handler
+    /// keeps a handle on its bytes.
+    #[inline]
+    pub fn own_lent(&mut self, message: &mut Message) {
+        self.run.own_lent(&mut self.buf, message);
+    }
+
+    /// Ends a lend its message did not end ([`FrameReader::release`], [`FrameReader::own_lent`])
+    /// before the buffer's bytes are written or freed. The message that holds the frame is not
+    /// known here (it may have been moved away and still be read): the buffer is leaked, and the
+    /// reader goes on with an empty one.
+    #[inline(always)]
+    fn settle(&mut self) {
+        if self.run.lends() {
+            self.abandon_buffer();
+        }
+    }
+
+    /// Leaks the buffer, whose bytes a lent message may still view, and starts an empty one of the
+    /// same capacity.
+    #[cold]
+    #[inline(never)]
+    fn abandon_buffer(&mut self) {
+        let capacity = self.buf.capacity();
+        std::mem::forget(std::mem::replace(
+            &mut self.buf,
+            BytesMut::with_capacity(capacity),
+        ));
+        self.run.clear();
     }
 
     /// The methods that read the buffer's front do not see a run's frames
@@ -237,12 +298,23 @@ impl FrameReader {
 
     /// Appends bytes as if read from the socket (tests, and callers that read elsewhere).
     pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.settle();
         self.buf.extend_from_slice(bytes);
     }
 
     /// The buffer back, e.g. for a pool.
-    pub fn into_buffer(self) -> BytesMut {
-        self.buf
+    pub fn into_buffer(mut self) -> BytesMut {
+        self.settle();
+        std::mem::take(&mut self.buf)
+    }
+}
+
+impl Drop for FrameReader {
+    /// A buffer still lending a frame is leaked: its message may outlive the reader.
+    fn drop(&mut self) {
+        if self.run.lends() {
+            std::mem::forget(std::mem::take(&mut self.buf));
+        }
     }
 }
 
@@ -308,6 +380,76 @@ mod tests {
         assert_eq!(seqs, [1, 2, 3]);
         assert_eq!(kept.payload(), b"partial");
         assert_eq!(reader.buffered(), 0);
+    }
+
+    #[test]
+    fn a_lone_frame_is_lent_and_the_buffer_refilled_from_its_start_once_released() {
+        let mut reader = FrameReader::new(BytesMut::with_capacity(1024), Decoder::default(), 1024);
+        let mut kept = Message::empty();
+        for seq in 0..3 {
+            let wire = frame(seq, b"lone");
+            reader.extend_from_slice(&wire);
+            assert!(reader.next_frame_into(&mut kept).unwrap());
+            assert!(kept.is_lent());
+            assert_eq!(kept.frame(), &wire[..]);
+            assert_eq!(reader.buffered(), 0);
+            assert!(!reader.next_frame_into(&mut kept).unwrap());
+            assert_eq!(
+                kept.seq(),
+                seq,
+                "nothing more, and the message still holds its frame"
+            );
+            reader.release(&mut kept);
+            assert!(!kept.is_lent());
+            // Not reclaimed, not grown: the whole buffer is room again.
+            assert_eq!(reader.spare(), 1024, "round {seq}");
+        }
+    }
+
+    #[test]
+    fn a_lent_frame_given_its_own_handle_outlives_the_next_read() {
+        let mut reader = FrameReader::new(BytesMut::with_capacity(1024), Decoder::default(), 1024);
+        let mut kept = Message::empty();
+        let first = frame(1, b"first");
+        reader.extend_from_slice(&first);
+        assert!(reader.next_frame_into(&mut kept).unwrap());
+        reader.own_lent(&mut kept);
+        assert!(!kept.is_lent());
+        let request = kept.clone(); // an async request's copy: shares the handle
+        reader.release(&mut kept);
+        reader.extend_from_slice(&frame(2, b"second"));
+        assert!(reader.next_frame_into(&mut kept).unwrap());
+        assert_eq!(request.frame(), &first[..]);
+        assert_eq!(kept.payload(), b"second");
+        reader.release(&mut kept);
+    }
+
+    #[test]
+    fn a_lent_frame_whose_message_went_elsewhere_is_never_overwritten() {
+        let wire = frame(1, b"moved away");
+        // Released with another message, or not released before the next read, or the reader
+        // dropped: the message moved away still reads its frame.
+        for case in 0..3 {
+            let mut reader =
+                FrameReader::new(BytesMut::with_capacity(1024), Decoder::default(), 1024);
+            let mut kept = Message::empty();
+            reader.extend_from_slice(&wire);
+            assert!(reader.next_frame_into(&mut kept).unwrap());
+            let moved = std::mem::replace(&mut kept, Message::empty());
+            match case {
+                0 => reader.release(&mut kept),
+                1 => {}
+                _ => drop(reader.replace_buffer(BytesMut::new())),
+            }
+            if case < 2 {
+                reader.extend_from_slice(&frame(2, b"overwrites?"));
+                assert!(reader.next_frame_into(&mut kept).unwrap());
+                assert_eq!(kept.seq(), 2);
+                reader.release(&mut kept);
+            }
+            drop(reader);
+            assert_eq!(moved.frame(), &wire[..], "case {case}");
+        }
     }
 
     #[test]

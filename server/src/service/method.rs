@@ -32,6 +32,9 @@ pub(crate) type AsyncFn = dyn Fn(Context, Interceptors) -> LocalFuture<Option<By
 /// How a registered method runs.
 pub(crate) enum MethodFn {
     Inline(Box<InlineFn>),
+    /// Inline, and its argument keeps a handle on the request's bytes ([`Payload::SHARES_FRAME`]):
+    /// a lent request is given its own handle before the call.
+    InlineSharing(Box<InlineFn>),
     Async(Rc<AsyncFn>),
 }
 
@@ -108,7 +111,13 @@ impl Service {
             };
             sink.finish(ctx, &method_name, result);
         };
-        self.methods.push((name, MethodFn::Inline(Box::new(call))));
+        let call = Box::new(call);
+        let method = if A::SHARES_FRAME {
+            MethodFn::InlineSharing(call)
+        } else {
+            MethodFn::Inline(call)
+        };
+        self.methods.push((name, method));
         self
     }
 

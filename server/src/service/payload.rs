@@ -17,6 +17,13 @@ use crate::serialize::CodecError;
     note = "use `Bytes` for raw payloads, `serde_payload!({Self})` for serde types (JSON, MsgPack), or `proto_payload!({Self})` for serde + prost types"
 )]
 pub trait Payload: Sized + 'static {
+    /// Whether [`Payload::decode`] keeps a handle on the request's bytes (`payload_bytes`,
+    /// `frame_bytes`, a clone of the request), as `Bytes` does. A latency-bound connection lends
+    /// its lone frame to the request without a handle on it; for such a payload the request is
+    /// given its handle first, and its payload shared, not copied. Left `false`, a decode that
+    /// takes a handle anyway still works, on a copy of the bytes.
+    const SHARES_FRAME: bool = false;
+
     /// Reads the argument from a request, with the request's serialize type.
     fn decode(request: &Message) -> Result<Self, CodecError>;
     /// Appends the reply, encoded with `serialize`.
@@ -28,6 +35,8 @@ pub trait Payload: Sized + 'static {
 }
 
 impl Payload for Bytes {
+    const SHARES_FRAME: bool = true;
+
     fn decode(request: &Message) -> Result<Self, CodecError> {
         Ok(request.payload_bytes())
     }

@@ -255,7 +255,8 @@ impl ServiceTable {
         let mut ctx = self.connection_context(peer);
         *ctx.request_slot() = request;
         ctx.begin_request();
-        self.dispatch_in(&ctx, out)
+        // A request parsed by the caller is not lent: nothing to own.
+        self.dispatch_in(&mut ctx, out, &mut |_: &mut Message| {})
     }
 
     /// The context a connection from `peer` parses its requests into, one after the other
@@ -271,10 +272,21 @@ impl ServiceTable {
     /// [`ServiceTable::dispatch`] of the request in `ctx` (begun with
     /// [`Context::begin_request`]). An async method gets a context of its own
     /// ([`Context::detach`]); end the request after ([`Context::end_request`]).
+    ///
+    /// A request lent its frame (`Message::is_lent`: a view of the receive buffer, with no handle
+    /// on it) is handed to `own` to be given its own handle when it may outlive the call: before
+    /// an async method, a method whose argument keeps a handle on the bytes
+    /// ([`crate::Payload::SHARES_FRAME`]), and interceptors or raw handlers (which may keep the
+    /// request).
     // Always: with a second caller LTO stopped inlining it into the binary loop (about 190
     // instructions per request, callgrind).
     #[inline(always)]
-    pub(crate) fn dispatch_in(&self, ctx: &Context, out: &mut BytesMut) -> Dispatch {
+    pub(crate) fn dispatch_in(
+        &self,
+        ctx: &mut Context,
+        out: &mut BytesMut,
+        own: &mut impl FnMut(&mut Message),
+    ) -> Dispatch {
         let request = ctx.request();
         if request.is_heartbeat() {
             // Spec 4.4: answered even when flagged oneway, without auth or routing.
@@ -287,27 +299,35 @@ impl ServiceTable {
             let hit = self.last_route.get();
             if hit.key == RouteKey::of(request) {
                 // SAFETY: as in `cached_route`.
-                return self.run(unsafe { hit.method.as_ref() }, ctx, out);
+                return self.run(unsafe { hit.method.as_ref() }, ctx, out, own);
             }
-            return self.dispatch_looked_up(ctx, out);
+            return self.dispatch_looked_up(ctx, out, own);
+        }
+        if ctx.request().is_lent() {
+            own(ctx.request_slot());
         }
         self.dispatch_intercepted(ctx, out)
     }
 
     /// [`ServiceTable::dispatch_in`] of a request whose route is not the last one found.
     #[inline(never)]
-    fn dispatch_looked_up(&self, ctx: &Context, out: &mut BytesMut) -> Dispatch {
+    fn dispatch_looked_up(
+        &self,
+        ctx: &mut Context,
+        out: &mut BytesMut,
+        own: &mut impl FnMut(&mut Message),
+    ) -> Dispatch {
         match self.look_up(ctx.request()) {
             Err(text) => {
                 write_error(out, ctx.request(), &text);
                 Dispatch::Done
             }
-            Ok(method) => self.run(method, ctx, out),
+            Ok(method) => self.run(method, ctx, out, own),
         }
     }
 
     /// The path with interceptors or raw handlers.
-    fn dispatch_intercepted(&self, ctx: &Context, out: &mut BytesMut) -> Dispatch {
+    fn dispatch_intercepted(&self, ctx: &mut Context, out: &mut BytesMut) -> Dispatch {
         if let Err(rejection) = self.interceptors.before_call(ctx) {
             let text = rejection.error().text();
             write_error(out, ctx.request(), text);
@@ -329,26 +349,43 @@ impl ServiceTable {
                 self.interceptors.after_reply(ctx, Some(&text));
                 Dispatch::Done
             }
-            Ok(method) => self.run(method, ctx, out),
+            // The request was given its handle before the interceptors saw it.
+            Ok(method) => self.run(method, ctx, out, &mut |_: &mut Message| {}),
         }
     }
 
     #[inline(always)]
-    fn run(&self, method: &MethodFn, ctx: &Context, out: &mut BytesMut) -> Dispatch {
-        match method {
-            MethodFn::Inline(f) => {
-                f(
-                    ctx,
-                    ReplySink {
-                        out,
-                        hooks: &self.interceptors,
-                        scratch: &self.scratch,
-                    },
-                );
-                Dispatch::Done
+    fn run(
+        &self,
+        method: &MethodFn,
+        ctx: &mut Context,
+        out: &mut BytesMut,
+        own: &mut impl FnMut(&mut Message),
+    ) -> Dispatch {
+        let f = match method {
+            MethodFn::Inline(f) => f,
+            MethodFn::InlineSharing(f) => {
+                if ctx.request().is_lent() {
+                    own(ctx.request_slot());
+                }
+                f
             }
-            MethodFn::Async(f) => self.run_async(f, ctx.detach()),
-        }
+            MethodFn::Async(f) => {
+                if ctx.request().is_lent() {
+                    own(ctx.request_slot());
+                }
+                return self.run_async(f, ctx.detach());
+            }
+        };
+        f(
+            ctx,
+            ReplySink {
+                out,
+                hooks: &self.interceptors,
+                scratch: &self.scratch,
+            },
+        );
+        Dispatch::Done
     }
 
     /// Starts an async method on its own context, under the enforced deadline if there is one.
