@@ -1,8 +1,10 @@
 //! Interceptors over a socket: refusing a connection, rejecting a call (and closing), rewriting a
-//! reply, the order of every hook, and panicking interceptors treated as a handler's panic.
+//! reply, the order of every hook, panicking interceptors treated as a handler's panic, and
+//! requests kept by an interceptor past their call.
 
 mod common;
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -262,4 +264,55 @@ fn a_panicking_interceptor_is_a_handler_panic() {
     );
     let reply = client.call(3, "Echo", "Echo", SerializeType::Raw, b"still here");
     assert_eq!(reply.payload(), b"still here");
+}
+
+/// Keeps every request it sees (a clone, and its payload as `Bytes`), as an interceptor that logs
+/// or forwards requests later would; on `Arith.Div` it checks them all and rejects the call with
+/// what it found.
+#[derive(Default)]
+struct Keeper {
+    kept: RefCell<Vec<(ringrpc_codec::Message, bytes::Bytes)>>,
+}
+
+fn kept_payload(at: usize) -> Vec<u8> {
+    // Of different lengths, so that later requests land over earlier ones' bytes.
+    format!("request {at} {}", "x".repeat(at * 37 % 300)).into_bytes()
+}
+
+impl Interceptor for Keeper {
+    fn before_call(&self, ctx: &Context) -> Result<(), Rejection> {
+        let request = ctx.request();
+        if request.service_method() == b"Div" {
+            let kept = self.kept.borrow();
+            let changed = kept
+                .iter()
+                .enumerate()
+                .filter(|(at, (message, payload))| {
+                    message.payload() != kept_payload(*at) || payload[..] != kept_payload(*at)
+                })
+                .count();
+            return Err(Rejection::new(format!(
+                "kept {}, {changed} changed",
+                kept.len()
+            )));
+        }
+        self.kept
+            .borrow_mut()
+            .push((request.clone(), request.payload_bytes()));
+        Ok(())
+    }
+}
+
+#[test]
+fn requests_kept_by_an_interceptor_outlive_their_read() {
+    // One request at a time: each is a read's lone frame, lent to its request where it lies in
+    // the receive buffer, which the next read refills from its start.
+    let server = with_interceptor(Keeper::default);
+    let mut client = server.connect();
+    for at in 0..20 {
+        let reply = client.echo(at as u64, &kept_payload(at));
+        assert_eq!(reply.payload(), kept_payload(at));
+    }
+    let reply = client.call(99, "Arith", "Div", SerializeType::Json, br#"{"A":1,"B":1}"#);
+    assert_eq!(error_text(&reply), "kept 20, 0 changed");
 }
