@@ -243,6 +243,9 @@ impl Interceptors {
         }
     }
 
+    // Always: out of line it cost 32 instructions per request more with one interceptor (10 x 32
+    // Echo, callgrind).
+    #[inline(always)]
     pub(crate) fn before_call(&self, ctx: &Context) -> Result<(), Rejection> {
         for interceptor in self.0.iter() {
             match catch_unwind(AssertUnwindSafe(|| interceptor.before_call(ctx))) {

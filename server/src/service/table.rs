@@ -424,10 +424,18 @@ impl ServiceTable {
         }
     }
 
+    /// The raw handler a request names, if any: the check for none stays inline (a call of 19
+    /// instructions per request with an interceptor, callgrind).
+    #[inline(always)]
     fn raw_handler(&self, request: &Message) -> Option<&RawFn> {
         if self.raw.is_empty() {
             return None;
         }
+        self.raw_handler_named(request)
+    }
+
+    #[inline(never)]
+    fn raw_handler_named(&self, request: &Message) -> Option<&RawFn> {
         let mut key = self.raw_key.borrow_mut();
         key.clear();
         key.extend_from_slice(request.service_path());
