@@ -455,7 +455,9 @@ impl Message {
 
     /// The payload, decompressed, as a shared handle (no copy: a slice of the frame, or the
     /// decompressed buffer; a copy if the frame is lent).
-    #[inline]
+    // Always: with the lent frame's branch it was no longer inlined (36 instructions per request
+    // as a call, `Hello.Say` at 10 x 32, callgrind).
+    #[inline(always)]
     pub fn payload_bytes(&self) -> Bytes {
         match &self.decompressed {
             Some(payload) => (**payload).clone(),

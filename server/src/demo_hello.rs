@@ -122,6 +122,9 @@ pub struct BenchmarkMessage {
 }
 
 impl Payload for BenchmarkMessage {
+    /// Its string and bytes fields are slices of the payload (`payload_bytes`).
+    const SHARES_FRAME: bool = true;
+
     fn decode(request: &Message) -> Result<Self, CodecError> {
         match request.serialize_type() {
             // Each string field is then a slice of the payload, not a copy.
