@@ -217,6 +217,10 @@ impl Message {
                     // Two live handles on the same address and length view the same bytes:
                     // otherwise this message holds another frame's bytes, and shares the run.
                     self.share_run(run);
+                } else {
+                    // (A lent view never matches a run: the buffer it lies in is not written
+                    // while it is lent, `Decoder::next_lending_into`, so no run is cut there.)
+                    debug_assert!(!self.lent, "a lent frame's bytes cut into a run");
                 }
                 Ok(())
             }
