@@ -324,7 +324,7 @@ impl ServiceTable {
     }
 
     /// The path with interceptors or raw handlers. Out of line: inlined, it changed the
-    /// connection loop's register allocation (7 instructions per request more at 10 x 32 without
+    /// connection loop's register allocation (6 instructions per request more at 10 x 32 without
     /// interceptors, callgrind).
     #[inline(never)]
     fn dispatch_intercepted(
