@@ -265,6 +265,14 @@ fn frame_too_long_for_a_message(frame_len: usize) -> DecodeError {
     }
 }
 
+/// The length of the frame `message` holds lent from `buf`, if it holds one (its view starts where
+/// `buf` does).
+#[inline(always)]
+fn lent_from(buf: &BytesMut, message: &Message) -> Option<usize> {
+    let lent = message.lent_bytes()?;
+    (lent.as_ptr() == buf.as_ptr()).then_some(lent.len())
+}
+
 /// Whole frames cut off a receive buffer in one piece ([`Decoder::next_into`]), parsed one at a
 /// time into a message the caller keeps: the messages of a run share one handle on it.
 #[derive(Debug, Default)]
@@ -292,11 +300,13 @@ impl FrameRun {
     /// if `message` holds no frame lent from `buf`.
     #[inline]
     pub fn own_lent(&mut self, buf: &mut BytesMut, message: &mut Message) {
-        let Some(lent) = message.lent_bytes() else {
+        if !self.lent {
+            return;
+        }
+        let Some(len) = lent_from(buf, message) else {
             return;
         };
-        let len = lent.len();
-        if !self.lent || lent.as_ptr() != buf.as_ptr() || !buf.is_empty() || buf.capacity() < len {
+        if !buf.is_empty() || buf.capacity() < len {
             return;
         }
         // SAFETY: the frame was lent from the start of `buf` (same address), which was emptied
@@ -314,10 +324,7 @@ impl FrameRun {
     #[inline(always)]
     #[must_use]
     pub fn end_lend(&mut self, buf: &BytesMut, message: &mut Message) -> bool {
-        let held = !self.lent
-            || message
-                .lent_bytes()
-                .is_some_and(|lent| lent.as_ptr() == buf.as_ptr());
+        let held = !self.lent || lent_from(buf, message).is_some();
         self.lent = false;
         message.clear();
         held

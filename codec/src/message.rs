@@ -7,7 +7,8 @@
 //! receive buffer with no handle at all ([`crate::Decoder::next_lending_into`]): such a message
 //! copies its bytes for anything that would outlive it (a clone, [`Message::payload_bytes`],
 //! [`Message::frame_bytes`], [`Message::into_payload`]) unless its lender first gives it its own
-//! handle ([`crate::FrameRun::own_lent`]). Parsing a buffered frame lives here; finding frames in a byte stream
+//! handle ([`crate::FrameRun::own_lent`]). Parsing a buffered frame lives here; finding frames in
+//! a byte stream
 //! lives in [`crate::decode`].
 
 use bytes::Bytes;
@@ -47,17 +48,7 @@ impl Clone for Message {
         if self.lent {
             return self.owned_copy();
         }
-        Message {
-            header: self.header,
-            bytes: self.bytes.clone(),
-            start: self.start,
-            end: self.end,
-            path_end: self.path_end,
-            method_end: self.method_end,
-            metadata_end: self.metadata_end,
-            decompressed: self.decompressed.clone(),
-            lent: false,
-        }
+        self.with_bytes(self.bytes.clone(), 0)
     }
 }
 
@@ -366,13 +357,18 @@ impl Message {
     #[cold]
     #[inline(never)]
     fn owned_copy(&self) -> Message {
-        let frame = Bytes::copy_from_slice(self.frame());
-        // Offsets into the copy, which starts where the frame does.
-        let base = self.start;
+        // The copy starts where the frame does.
+        self.with_bytes(Bytes::copy_from_slice(self.frame()), self.start)
+    }
+
+    /// This message over `bytes`, owned, which hold its bytes from `base` on (its offsets move
+    /// back by `base`).
+    #[inline(always)]
+    fn with_bytes(&self, bytes: Bytes, base: u32) -> Message {
         Message {
             header: self.header,
-            bytes: frame,
-            start: 0,
+            bytes,
+            start: self.start - base,
             end: self.end - base,
             path_end: self.path_end - base,
             method_end: self.method_end - base,

@@ -344,9 +344,7 @@ impl ServiceTable {
             };
         }
         if let Some(handler) = self.raw_handler(ctx.request()) {
-            if ctx.request().is_lent() {
-                own(ctx.request_slot());
-            }
+            own_if_lent(ctx, own);
             let error = run_raw(handler, ctx, out);
             self.interceptors.after_reply(ctx, error.as_deref());
             return Dispatch::Done;
@@ -372,15 +370,11 @@ impl ServiceTable {
         let f = match method {
             MethodFn::Inline(f) => f,
             MethodFn::InlineSharing(f) => {
-                if ctx.request().is_lent() {
-                    own(ctx.request_slot());
-                }
+                own_if_lent(ctx, own);
                 f
             }
             MethodFn::Async(f) => {
-                if ctx.request().is_lent() {
-                    own(ctx.request_slot());
-                }
+                own_if_lent(ctx, own);
                 return self.run_async(f, ctx.detach());
             }
         };
@@ -497,6 +491,15 @@ impl ServiceTable {
             });
         }
         Ok(methods.at(method_at))
+    }
+}
+
+/// Gives a request lent its frame its own handle (`own`), for a call it may outlive
+/// ([`ServiceTable::dispatch_in`]).
+#[inline(always)]
+fn own_if_lent(ctx: &mut Context, own: &mut impl FnMut(&mut Message)) {
+    if ctx.request().is_lent() {
+        own(ctx.request_slot());
     }
 }
 
