@@ -175,6 +175,7 @@ for name in "${server_list[@]}"; do server_bin "$name" >/dev/null; done
 
 if ((build)); then
 	say "building ringrpc-server, the echo servers and ringrpc-bench (profile profiling)"
+	"$root/scripts/deps.sh" protoc
 	(cd "$root" && cargo build --profile profiling -p ringrpc-server -p ringrpc-benches \
 		-p ringrpc-bench-client --bin ringrpc-server --bin ringrpc-echo-limit \
 		--bin ringrpc-echo-bufring --bin ringrpc-bench --example noop_interceptor)
