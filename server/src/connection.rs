@@ -310,19 +310,15 @@ pub async fn serve_halves<R, W>(
     // whole frames answered.
     let mut burst_cut = false;
     let over = || over_caps(&shared, config, watch);
-    // The context every request of the connection is parsed into, in place (after the
-    // registration: its pushes go to this connection).
-    registration.make_current();
-    let mut ctx = table.connection_context(peer);
+    // The context every request of the connection is parsed into, in place; its pushes go to this
+    // connection.
+    let mut ctx = table.connection_context(peer, registration.id());
     'read: loop {
-        // Contexts made from here to the next await belong to this connection (server push).
-        registration.make_current();
         // limits: past the reply budget, the caps are checked before the frames too, not only
         // after each: a connection with a write in progress then makes no reply that would wait
         // behind it ([`ConnectionWatch::over_budget`]).
         if watch.worker_over_budget() && over() {
             wait_for_room(&shared, &mut frames, &mut loan, &over, config.max_in_flight).await;
-            registration.make_current();
         }
         // Dispatch every whole frame buffered, as the caps allow. `caps_checked`: the caps were
         // checked after the last frame dispatched, with the output as it is left (known for a
@@ -419,7 +415,6 @@ pub async fn serve_halves<R, W>(
             }
             // Past a cap: no further frame until the writer or the running requests catch up.
             wait_for_room(&shared, &mut frames, &mut loan, &over, config.max_in_flight).await;
-            registration.make_current();
         };
         watch.buffered(frames.buffered()); // limits: frame-read clock
         if shared.has_output() {

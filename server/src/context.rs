@@ -54,7 +54,8 @@ impl Drop for Context {
 
 impl Context {
     /// Wraps a decoded request. `__ServerTimeout` (milliseconds) becomes the deadline when it
-    /// parses as an integer; otherwise it is ignored, as in Go.
+    /// parses as an integer; otherwise it is ignored, as in Go. It belongs to no connection: its
+    /// [`Context::pusher`]'s pushes fail with `Closed`.
     #[inline(always)]
     pub fn new(request: Message, peer: SocketAddr) -> Self {
         let deadline = deadline_of(&request);
@@ -63,7 +64,7 @@ impl Context {
             peer,
             deadline,
             deadline_enforced: false,
-            connection: push::current_connection(),
+            connection: 0,
             started: Cell::new(0),
             response_metadata: ManuallyDrop::new(RefCell::new(None)),
             has_response_metadata: Cell::new(false),
@@ -75,8 +76,11 @@ impl Context {
     /// [`Context::end_request`]. Built once per connection, where it stays: a context built per
     /// request, and the request moved into it, cost about 40 instructions per request
     /// (callgrind). Holds an empty request until the first.
-    pub(crate) fn for_connection(peer: SocketAddr) -> Self {
-        Context::new(Message::empty(), peer)
+    /// `connection`: the id of the connection its pushes go to (0: none).
+    pub(crate) fn for_connection(peer: SocketAddr, connection: u64) -> Self {
+        let mut ctx = Context::new(Message::empty(), peer);
+        ctx.connection = connection;
+        ctx
     }
 
     /// Where the next request is parsed ([`Message::parse_into`]), and cleared after its frames

@@ -61,9 +61,6 @@ thread_local! {
     static LINKS: RefCell<FxHashMap<u64, Link>> = RefCell::new(FxHashMap::default());
     /// The next connection id of this core (0 means "no connection").
     static NEXT_ID: Cell<u64> = const { Cell::new(1) };
-    /// The connection whose requests are being dispatched: read by `Context::new`, so a context
-    /// knows its connection without a parameter on the public dispatch path.
-    static CURRENT: Cell<u64> = const { Cell::new(0) };
     /// Seq of the next push made on this core (spec 4.16: starts at 1).
     static PUSH_SEQ: Cell<u64> = const { Cell::new(1) };
 }
@@ -171,36 +168,16 @@ impl Registration {
         Registration { id }
     }
 
-    /// Marks this connection as the one whose requests are being dispatched: the contexts made
-    /// until the next call belong to it.
-    #[inline]
-    pub(crate) fn make_current(&self) {
-        CURRENT.with(|current| current.set(self.id));
+    /// The connection's id: its contexts' pushes go to it ([`pusher_of`]).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         LINKS.with(|links| links.borrow_mut().remove(&self.id));
-        CURRENT.with(|current| {
-            if current.get() == self.id {
-                current.set(0);
-            }
-        });
     }
-}
-
-/// The id of the connection being dispatched (0: none).
-#[inline]
-pub(crate) fn current_connection() -> u64 {
-    CURRENT.with(Cell::get)
-}
-
-/// Requests dispatched from now on belong to no connection that takes pushes (HTTP: the gateway
-/// and JSON-RPC have no channel for them), so their contexts' pushes fail with `Closed` instead
-/// of reaching whichever binary connection dispatched last on this core.
-pub(crate) fn clear_current_connection() {
-    CURRENT.with(|current| current.set(0));
 }
 
 /// The handle of connection `id` of this core; a closed one if it is gone.

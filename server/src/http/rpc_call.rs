@@ -90,7 +90,6 @@ pub async fn call(
     request: Message,
 ) -> Result<RpcOutcome, DecodeError> {
     let mut out = BytesMut::new();
-    crate::push::clear_current_connection();
     let close = match table.dispatch(request, peer, &mut out) {
         Dispatch::Done => false,
         Dispatch::Close => true,
@@ -114,7 +113,6 @@ pub async fn call(
 /// which a oneway request does not have, is dropped), so the HTTP answer does not wait for it.
 pub fn call_detached(table: &ServiceTable, peer: SocketAddr, request: Message) {
     let mut out = BytesMut::new();
-    crate::push::clear_current_connection();
     if let Dispatch::Pending(reply) = table.dispatch(request, peer, &mut out) {
         monoio::spawn(async move {
             let _ = reply.await;

@@ -251,8 +251,10 @@ impl ServiceTable {
     /// `before_call`, raw handlers, then service, method and codec are looked up, each miss
     /// answered with Go's text. For callers with a request at a time (the HTTP gateway,
     /// JSON-RPC); a connection dispatches from its context ([`ServiceTable::dispatch_in`]).
+    /// Its context belongs to no connection that takes pushes (HTTP has no channel for them):
+    /// [`Context::pusher`]'s pushes fail with `Closed`.
     pub fn dispatch(&self, request: Message, peer: SocketAddr, out: &mut BytesMut) -> Dispatch {
-        let mut ctx = self.connection_context(peer);
+        let mut ctx = self.connection_context(peer, 0);
         *ctx.request_slot() = request;
         ctx.begin_request();
         // A request parsed by the caller is not lent: nothing to own.
@@ -260,9 +262,10 @@ impl ServiceTable {
     }
 
     /// The context a connection from `peer` parses its requests into, one after the other
-    /// ([`Context::for_connection`]), with this table's deadline rule.
-    pub(crate) fn connection_context(&self, peer: SocketAddr) -> Context {
-        let mut ctx = Context::for_connection(peer);
+    /// ([`Context::for_connection`]), with this table's deadline rule. `connection`: the id its
+    /// pushes go to (`push::Registration::id`; 0: none).
+    pub(crate) fn connection_context(&self, peer: SocketAddr, connection: u64) -> Context {
+        let mut ctx = Context::for_connection(peer, connection);
         if self.enforce_deadlines {
             ctx.enforce_deadline();
         }
