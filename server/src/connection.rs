@@ -416,17 +416,21 @@ pub async fn serve_halves<R, W>(
             // Past a cap: no further frame until the writer or the running requests catch up.
             wait_for_room(&shared, &mut frames, &mut loan, &over, config.max_in_flight).await;
         };
-        watch.buffered(frames.buffered()); // limits: frame-read clock
         if shared.has_output() {
             shared.writer.wake();
         }
-        // Past a cap, read nothing more until there is room (limits: past the per-core reply
-        // budget, the biggest queues stop being read). One check per read, unless made after the
-        // last frame above (`caps_checked`).
-        if !caps_checked && over_caps(&shared, config, watch) {
-            wait_for_room(&shared, &mut frames, &mut loan, &over, config.max_in_flight).await;
-            if shared.aborted.get() {
-                break 'read;
+        // After a lone frame (`caps_checked`) nothing is left buffered, and its `frame_done`
+        // stopped the frame-read clock already.
+        if !caps_checked {
+            watch.buffered(frames.buffered()); // limits: frame-read clock
+            // Past a cap, read nothing more until there is room (limits: past the per-core reply
+            // budget, the biggest queues stop being read). One check per read, unless made after
+            // the last frame above.
+            if over_caps(&shared, config, watch) {
+                wait_for_room(&shared, &mut frames, &mut loan, &over, config.max_in_flight).await;
+                if shared.aborted.get() {
+                    break 'read;
+                }
             }
         }
 
@@ -682,15 +686,17 @@ async fn write_loop<W: AsyncWriteRent>(
                     || (shared.reading_done.get() && shared.in_flight.get() == 0)
             })
             .await;
-        if !shared.has_output() {
-            // Nothing left to write: either aborted, or done and drained.
-            if shared.aborted.get() || shared.in_flight.get() == 0 {
-                break;
-            }
-            continue;
-        }
         let batch = if shared.pushed.borrow().is_empty() {
-            std::mem::take(&mut *shared.entry.output.borrow_mut())
+            let batch = std::mem::take(&mut *shared.entry.output.borrow_mut());
+            if batch.is_empty() {
+                // Nothing left to write (the buffer stays): either aborted, or done and drained.
+                *shared.entry.output.borrow_mut() = batch;
+                if shared.aborted.get() || shared.in_flight.get() == 0 {
+                    break;
+                }
+                continue;
+            }
+            batch
         } else {
             // Pushes first, then the replies: a copy, only in batches that carry a push.
             let mut batch = std::mem::take(&mut *shared.pushed.borrow_mut());
