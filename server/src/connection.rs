@@ -422,7 +422,8 @@ pub async fn serve_halves<R, W>(
         // After a lone frame (`caps_checked`) nothing is left buffered, and its `frame_done`
         // stopped the frame-read clock already.
         if !caps_checked {
-            watch.buffered(frames.buffered()); // limits: frame-read clock
+            // limits: the frame-read clock.
+            watch.buffered(frames.buffered());
             // Past a cap, read nothing more until there is room (limits: past the per-core reply
             // budget, the biggest queues stop being read). One check per read, unless made after
             // the last frame above.
