@@ -324,10 +324,17 @@ impl FrameRun {
     #[inline(always)]
     #[must_use]
     pub fn end_lend(&mut self, buf: &BytesMut, message: &mut Message) -> bool {
-        let held = !self.lent || lent_from(buf, message).is_some();
-        self.lent = false;
+        if self.lent {
+            self.lent = false;
+            if lent_from(buf, message).is_some() {
+                message.clear_lent();
+                return true;
+            }
+            message.clear();
+            return false;
+        }
         message.clear();
-        held
+        true
     }
 
     /// Bytes of the frames not taken yet.

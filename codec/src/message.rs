@@ -110,6 +110,21 @@ impl Message {
         *self = Message::empty();
     }
 
+    /// [`Message::clear`] of a lent message (`Message::is_lent`), whose frame is a static view:
+    /// not dropped, where dropping a `Bytes` is an indirect call (Echo 10 x 1, callgrind: 12
+    /// instructions per request). A decompressed payload is owned and dropped as usual.
+    #[inline(always)]
+    pub(crate) fn clear_lent(&mut self) {
+        debug_assert!(self.lent);
+        let Message {
+            bytes,
+            decompressed,
+            ..
+        } = std::mem::replace(self, Message::empty());
+        std::mem::forget(bytes);
+        drop(decompressed);
+    }
+
     /// Parses one whole frame into `self`, dropping the frame it held: [`Message::parse`] for a
     /// caller that keeps one message and refills it frame after frame. The common frame's fields
     /// are stored where the message lies, where a message returned (72 bytes) was copied about
