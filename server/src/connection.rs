@@ -231,11 +231,18 @@ async fn serve_in_span(accepted: Accepted, table: Rc<ServiceTable>, config: Rc<S
         return;
     }
     let (reader, writer) = stream.into_split();
-    // Boxed: the loop's state is allocated at the first byte, not held by every idle connection.
-    Box::pin(serve_halves(
-        reader, writer, peer, &table, &config, &worker, &entry,
-    ))
-    .await;
+    // The loop runs as a task of its own, which the executor polls directly: awaited inside this
+    // one, every poll of the reader went through this future and the span's checks first.
+    // Spawned at the first byte, its state is allocated then (as a box of it was), not held by
+    // every idle connection.
+    let loop_task = {
+        let (table, config, worker, entry) =
+            (table.clone(), config.clone(), worker.clone(), entry.clone());
+        spawn_in_current_span(async move {
+            serve_halves(reader, writer, peer, &table, &config, &worker, &entry).await
+        })
+    };
+    loop_task.await;
     table.on_close(peer);
     tracing::debug!("connection closed");
 }
