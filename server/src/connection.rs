@@ -235,32 +235,36 @@ async fn serve_in_span(accepted: Accepted, table: Rc<ServiceTable>, config: Rc<S
     // one, every poll of the reader went through this future and the span's checks first.
     // Spawned at the first byte, its state is allocated then (as a box of it was), not held by
     // every idle connection.
-    let loop_task = {
-        let (table, config, worker, entry) =
-            (table.clone(), config.clone(), worker.clone(), entry.clone());
-        spawn_in_current_span(async move {
-            serve_halves(reader, writer, peer, &table, &config, &worker, &entry).await
-        })
-    };
+    let loop_task = spawn_in_current_span(serve_halves(
+        reader,
+        writer,
+        peer,
+        table.clone(),
+        config.clone(),
+        worker.clone(),
+        entry.clone(),
+    ));
     loop_task.await;
     table.on_close(peer);
     tracing::debug!("connection closed");
 }
 
 /// The connection loop over any stream halves (a socket's, or an in-memory stream's in tests and
-/// fuzzing).
+/// fuzzing). It owns its handles, so that its future is a task of its own (`serve`) with no
+/// wrapper to go through on every poll.
 pub async fn serve_halves<R, W>(
     mut reader: R,
     writer: W,
     peer: SocketAddr,
-    table: &Rc<ServiceTable>,
-    config: &ServerConfig,
-    worker: &Rc<WorkerState>,
-    entry: &Rc<ConnectionEntry>,
+    table: Rc<ServiceTable>,
+    config: Rc<ServerConfig>,
+    worker: Rc<WorkerState>,
+    entry: Rc<ConnectionEntry>,
 ) where
     R: AsyncReadRent + CancelableAsyncReadRent + WaitReadable,
     W: AsyncWriteRent + 'static,
 {
+    let (table, config, worker, entry) = (&table, &*config, &worker, &entry);
     let shared = Rc::new(Shared {
         pushed: RefCell::new(BytesMut::new()),
         max_pushed: config.max_pending_write,

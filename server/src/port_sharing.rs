@@ -31,7 +31,7 @@ const FIRST_READ: usize = 4096;
 pub struct Shared<'a> {
     pub peer: SocketAddr,
     pub table: &'a Rc<ServiceTable>,
-    pub config: &'a ServerConfig,
+    pub config: &'a Rc<ServerConfig>,
     pub worker: &'a Rc<WorkerState>,
     pub entry: &'a Rc<ConnectionEntry>,
 }
@@ -117,10 +117,10 @@ impl Shared<'_> {
             reader,
             writer,
             self.peer,
-            self.table,
-            self.config,
-            self.worker,
-            self.entry,
+            self.table.clone(),
+            self.config.clone(),
+            self.worker.clone(),
+            self.entry.clone(),
         )
         .await;
     }

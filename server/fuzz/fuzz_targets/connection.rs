@@ -105,7 +105,16 @@ fn run(knobs: u8, seed: u8, stream: &[u8]) {
         let table = Rc::new(table(with_interceptor));
         // No fd: the connection is registered as the accept loop would, with nothing to shut down.
         let (key, entry) = worker.register(-1, peer);
-        connection::serve_halves(reader, writer, peer, &table, &config, &worker, &entry).await;
+        connection::serve_halves(
+            reader,
+            writer,
+            peer,
+            table.clone(),
+            config.clone(),
+            worker.clone(),
+            entry.clone(),
+        )
+        .await;
         worker.unregister(key);
         drop(entry);
         let budget = &worker.limits().budget;
