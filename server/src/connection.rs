@@ -232,9 +232,10 @@ async fn serve_in_span(accepted: Accepted, table: Rc<ServiceTable>, config: Rc<S
     }
     let (reader, writer) = stream.into_split();
     // The loop runs as a task of its own, which the executor polls directly: awaited inside this
-    // one, every poll of the reader went through this future and the span's checks first.
-    // Spawned at the first byte, its state is allocated then (as a box of it was), not held by
-    // every idle connection.
+    // one (boxed), every poll of the reader went through this future and the span's checks first
+    // (17 instructions per request at 10 x 1, callgrind), and an async block around it to give it
+    // owned handles cost 26 more. Spawned at the first byte, its state is allocated then, as the
+    // box was, not held by every idle connection.
     let loop_task = spawn_in_current_span(serve_halves(
         reader,
         writer,
