@@ -109,7 +109,7 @@ fn run(knobs: u8, seed: u8, stream: &[u8]) {
             reader,
             writer,
             peer,
-            table.clone(),
+            table,
             config.clone(),
             worker.clone(),
             entry.clone(),
