@@ -265,6 +265,7 @@ pub async fn serve_halves<R, W>(
     R: AsyncReadRent + CancelableAsyncReadRent + WaitReadable,
     W: AsyncWriteRent + 'static,
 {
+    // Borrowed from here on: the handles live as long as the loop.
     let (table, config, worker, entry) = (&table, &*config, &worker, &entry);
     let shared = Rc::new(Shared {
         pushed: RefCell::new(BytesMut::new()),
