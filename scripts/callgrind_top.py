@@ -11,6 +11,13 @@
       code the function's instructions belong to. Needs the dump recorded with --dump-instr=yes
       (instructions.sh does so), the very binary that was profiled, and addr2line (binutils).
 
+  callgrind_top.py DUMP --requests N --by-crate --binary BIN [--top K]
+      the self cost of every function split by the crate whose code each instruction is: the
+      innermost inline frame outside the standard library (`core`, `alloc`, `std`) names it, so
+      serde_json's parser inlined into a service's decode counts for serde_json, and `ptr::write`
+      inlined into ringrpc's code for ringrpc. Code a derive generates counts for the crate that
+      derives. The same needs as the form above.
+
 callgrind_annotate gives inclusive costs and per-file listings; this gives the two views that
 tell a per-request cost apart in an LTO build, where most of the work is inlined into a few
 functions."""
@@ -59,8 +66,9 @@ def self_costs(dump):
     return costs
 
 
-def inline_chains(binary, addresses):
-    """{address: [source line of each inline frame, outermost first]} from addr2line."""
+def inline_chains(binary, addresses, full_paths=False):
+    """{address: [source line of each inline frame, outermost first]} from addr2line: file names
+    alone, or whole paths with `full_paths`."""
     listing = "\n".join(hex(a) for a in addresses) + "\n"
     out = subprocess.run(
         ["addr2line", "-e", binary, "-i", "-f", "-C", "-a"],
@@ -80,12 +88,86 @@ def inline_chains(binary, addresses):
             i += 1
         elif current is not None and i + 1 < len(out):
             # A function name, then its file:line (innermost frame first).
-            where = out[i + 1].split("/")[-1].split(" ")[0]
+            where = out[i + 1].split(" ")[0]
+            if not full_paths:
+                where = where.split("/")[-1]
             chains[current].append(where)
             i += 2
         else:
             i += 1
     return {a: list(reversed(frames)) for a, frames in chains.items()}
+
+
+# A source path's crate: a registry crate by its directory (`serde_json-1.0.154`), the standard
+# library by its place in the toolchain's sources, a workspace crate by its manifest directory.
+REGISTRY_CRATE = re.compile(r"/registry/src/[^/]+/([A-Za-z0-9_.-]+?)-\d+\.\d+\.\d+[^/]*/")
+STD_CRATE = re.compile(r"/library/(core|alloc|std|proc_macro|panic_unwind)/")
+WORKSPACE = (
+    ("/server/io/", "ringrpc-io"),
+    ("/server/", "ringrpc-server"),
+    ("/codec/", "ringrpc-codec"),
+    ("/bench-client/", "ringrpc-bench-client"),
+    ("/benches/", "ringrpc-benches"),
+)
+
+
+def crate_of(path):
+    """The crate a source path belongs to: a name, "std", or None when unknown.
+
+    >>> crate_of("/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/serde_json-1.0.154/src/de.rs:1851")
+    'serde_json'
+    >>> crate_of("/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/io-uring-0.6.4/src/lib.rs:412")
+    'io-uring'
+    >>> crate_of("/rustc/0123abcd/library/core/src/ptr/mod.rs:1805")
+    'std'
+    >>> crate_of("/work/main/server/io/src/frame_reader.rs:90"), crate_of("/work/main/server/src/connection.rs:545")
+    ('ringrpc-io', 'ringrpc-server')
+    >>> crate_of("??:0") is None
+    True
+    """
+    if match := REGISTRY_CRATE.search(path):
+        return match.group(1)
+    if STD_CRATE.search(path):
+        return "std"
+    for directory, crate in WORKSPACE:
+        if directory in path:
+            return crate
+    return None
+
+
+def crate_of_function(name):
+    """A function's crate from its name (`serde_json::de::...`, `<serde_json::... as ...>`), for
+    code with no line information (assembly in glibc, say).
+
+    >>> crate_of_function("<serde_json::read::SliceRead as serde_json::read::Read>::parse_str")
+    'serde_json'
+    >>> crate_of_function("core::str::converts::from_utf8"), crate_of_function("clock_gettime@@GLIBC_2.17")
+    ('std', 'clock_gettime')
+    """
+    match = re.match(r"<?&?(?:mut )?([A-Za-z_][A-Za-z0-9_]*)::", name)
+    if not match:
+        return name.split("@")[0]
+    crate = match.group(1)
+    return "std" if crate in ("core", "alloc", "std") else crate
+
+
+def costs_by_crate(costs, binary):
+    """{crate: self cost}: each instruction counted for its innermost non-std inline frame."""
+    by_crate = collections.Counter()
+    # One addr2line run for the whole dump: one per function took minutes.
+    chains = inline_chains(
+        binary,
+        sorted({address for by_address in costs.values() for address in by_address}),
+        full_paths=True,
+    )
+    for name, by_address in costs.items():
+        for address in by_address:
+            crates = [crate_of(frame) for frame in chains.get(address, [])]
+            known = [crate for crate in crates if crate]
+            inner = [crate for crate in known if crate != "std"]
+            crate = inner[-1] if inner else (known[-1] if known else crate_of_function(name))
+            by_crate[crate] += by_address[address]
+    return by_crate
 
 
 def main():
@@ -94,12 +176,20 @@ def main():
     parser.add_argument("--requests", type=int, required=True, help="requests in the batch")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--function", help="break this function down by source line")
-    parser.add_argument("--binary", help="the profiled binary (with --function)")
+    parser.add_argument("--binary", help="the profiled binary (with --function, --by-crate)")
+    parser.add_argument("--by-crate", action="store_true", help="self cost by crate")
     parser.add_argument("--depth", type=int, default=2, help="inline frames per line (--function)")
     args = parser.parse_args()
     costs = self_costs(args.dump)
     total = sum(sum(by_address.values()) for by_address in costs.values())
     per_request = lambda cost: cost / args.requests
+    if args.by_crate:
+        if not args.binary:
+            parser.error("--by-crate needs --binary")
+        print(f"{per_request(total):9.1f}  total")
+        for crate, cost in costs_by_crate(costs, args.binary).most_common(args.top):
+            print(f"{per_request(cost):9.1f}  {crate}")
+        return
     if not args.function:
         print(f"{per_request(total):9.1f}  total")
         by_function = {name: sum(c.values()) for name, c in costs.items()}

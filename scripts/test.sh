@@ -7,7 +7,8 @@ usage() {
 Usage: scripts/test.sh [--help]
 
 Runs, in order (after installing protoc and etcd-server with apt when missing: scripts/deps.sh):
-  1. cargo test --workspace            unit, property, end-to-end and smoke tests of every crate;
+  1. cargo test --workspace            unit, property, end-to-end and smoke tests of every crate,
+                                       then the doctests of scripts/callgrind_top.py;
   2. scripts/rpcx-rs-client.sh         the rpcx-rs client (crates.io) against a fresh ringrpc-server;
   3. scripts/go-suite.sh               the stock Go rpcx client suite against the Go rpcx server
                                        and against a fresh ringrpc-server.
@@ -37,6 +38,9 @@ scripts/deps.sh protoc etcd
 
 echo "== cargo test --workspace"
 cargo test --workspace
+
+echo "== the scripts' own tests (doctests of the profile reader)"
+python3 -m doctest scripts/callgrind_top.py
 
 echo "== building ringrpc-server for the foreign-client suites"
 cargo build -p ringrpc-server
