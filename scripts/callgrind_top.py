@@ -16,7 +16,8 @@
       innermost inline frame outside the standard library (`core`, `alloc`, `std`) names it, so
       serde_json's parser inlined into a service's decode counts for serde_json, and `ptr::write`
       inlined into ringrpc's code for ringrpc. Code a derive generates counts for the crate that
-      derives. The same needs as the form above.
+      derives; code in other objects (glibc's memcpy, the loader) and C code counts as "C". The
+      same needs as the form above.
 
 callgrind_annotate gives inclusive costs and per-file listings; this gives the two views that
 tell a per-request cost apart in an LTO build, where most of the work is inlined into a few
@@ -24,6 +25,7 @@ functions."""
 
 import argparse
 import collections
+import os
 import re
 import subprocess
 import sys
@@ -137,30 +139,50 @@ def crate_of(path):
 
 def crate_of_function(name):
     """A function's crate from its name (`serde_json::de::...`, `<serde_json::... as ...>`), for
-    code with no line information (assembly in glibc, say).
+    code with no line information; a name with no path is C code (glibc's `memcpy`, mimalloc).
 
     >>> crate_of_function("<serde_json::read::SliceRead as serde_json::read::Read>::parse_str")
     'serde_json'
-    >>> crate_of_function("core::str::converts::from_utf8"), crate_of_function("clock_gettime@@GLIBC_2.17")
-    ('std', 'clock_gettime')
+    >>> crate_of_function("core::str::converts::from_utf8"), crate_of_function("__memcpy_avx_unaligned_erms")
+    ('std', 'C')
     """
     match = re.match(r"<?&?(?:mut )?([A-Za-z_][A-Za-z0-9_]*)::", name)
     if not match:
-        return name.split("@")[0]
+        return "C"
     crate = match.group(1)
     return "std" if crate in ("core", "alloc", "std") else crate
 
 
-def costs_by_crate(costs, binary):
-    """{crate: self cost}: each instruction counted for its innermost non-std inline frame."""
+def function_objects(dump):
+    """{function: the object file its code is in} (the dump's `ob=` lines)."""
+    objects = {}
+    current = None
+    with open(dump, errors="replace") as lines:
+        for line in lines:
+            if line.startswith("ob="):
+                current = line[3:].strip()
+            elif line.startswith("fn="):
+                objects[line[3:].strip()] = current
+    return objects
+
+
+def costs_by_crate(costs, binary, dump):
+    """{crate: self cost}: each instruction counted for its innermost non-std inline frame; code
+    in other objects (glibc, the loader) as "C"."""
     by_crate = collections.Counter()
-    # One addr2line run for the whole dump: one per function took minutes.
+    objects = function_objects(dump)
+    in_binary = lambda name: os.path.realpath(objects.get(name) or "") == os.path.realpath(binary)
+    # Addresses are offsets in their own object: only the binary's are looked up, in one
+    # addr2line run for the whole dump (one per function took minutes).
     chains = inline_chains(
         binary,
-        sorted({address for by_address in costs.values() for address in by_address}),
+        sorted({a for name, by_address in costs.items() if in_binary(name) for a in by_address}),
         full_paths=True,
     )
     for name, by_address in costs.items():
+        if not in_binary(name):
+            by_crate["C"] += sum(by_address.values())
+            continue
         for address in by_address:
             crates = [crate_of(frame) for frame in chains.get(address, [])]
             known = [crate for crate in crates if crate]
@@ -187,7 +209,7 @@ def main():
         if not args.binary:
             parser.error("--by-crate needs --binary")
         print(f"{per_request(total):9.1f}  total")
-        for crate, cost in costs_by_crate(costs, args.binary).most_common(args.top):
+        for crate, cost in costs_by_crate(costs, args.binary, args.dump).most_common(args.top):
             print(f"{per_request(cost):9.1f}  {crate}")
         return
     if not args.function:

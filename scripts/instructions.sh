@@ -22,6 +22,10 @@ callgrind dump). At 10 x 1 it is 1; at 10 x 32 it is the batch size, which the c
 decides (more on a loaded machine, fewer on a quiet one), and the per-request count follows it:
 reads and writes are shared by the requests of a batch. Compare 10 x 32 counts at similar
 requests/write only.
+"Other crates" names the three costliest crates outside this workspace, in instructions per
+request, inlined code counted for the crate it comes from and C code (glibc's memcpy, mimalloc)
+as "C" (scripts/callgrind_top.py --by-crate; needs addr2line): how much of a load's count is a library's own work (serde_json's for
+arith-json, prost's for hello) rather than the server's.
 These counts are stable between runs of one binary (unlike timings on a shared machine), so they
 show what a change costs on the hot path. Compare builds made the same way: this script builds all
 three binaries in one cargo command, and LTO's inlining, a whole-program decision, can move a
@@ -246,13 +250,26 @@ requests_per_write() {
 	' "$1"
 }
 
+# outside_crates DUMP BIN: the three costliest crates outside this workspace in callgrind dump
+# DUMP of BIN, per request ("serde_json 655, std 93, bytes 66"; inlined code counted for the crate
+# it comes from: scripts/callgrind_top.py --by-crate). Empty without addr2line.
+outside_crates() {
+	command -v addr2line >/dev/null || return 0
+	python3 "$root/scripts/callgrind_top.py" "$1" --requests "$requests" --by-crate \
+		--binary "$2" --top 1000 |
+		awk '$2 != "total" && $2 !~ /^ringrpc/ && n < 3 {
+			printf "%s%s %.0f", (n++ ? ", " : ""), $2, $1
+		}'
+}
+
 # instructions SERVER LOAD: set ir to the userspace instructions per measured request (empty on
-# failure). It sets a variable rather than printing so that it runs in this shell, where the EXIT
+# failure), per_write and outside. It sets a variable rather than printing so that it runs in this shell, where the EXIT
 # trap can stop the server.
 instructions() {
 	local name=$1 load=$2 bin pid cg total
 	ir=""
 	per_write=""
+	outside=""
 	bin=$(server_bin "$name")
 	cg=$work/callgrind.$name.$load
 	start_server "$name" "$server_cpu" "$work/$name.$load.valgrind.log" \
@@ -265,6 +282,7 @@ instructions() {
 		send "$requests" "$load" && total=$(dump_total "$pid" "$cg" 2); then
 		ir=$(awk -v t="$total" -v n="$requests" 'BEGIN { printf "%.1f", t / n }')
 		per_write=$(requests_per_write "$cg.2")
+		outside=$(outside_crates "$cg.2" "$bin" || true)
 	fi
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
@@ -318,7 +336,8 @@ syscalls() {
 	stop_server "$pid"
 }
 
-# rows[i] = "server|load|instructions|syscalls|requests per write" ('|': empty fields stay fields)
+# rows[i] = "server|load|instructions|syscalls|requests per write|outside crates" ('|': empty
+# fields stay fields)
 rows=()
 for name in "${server_list[@]}"; do
 	for load in "${load_list[@]}"; do
@@ -329,17 +348,17 @@ for name in "${server_list[@]}"; do
 			say "$name, $load: strace, $warmup_requests + $strace_requests requests"
 			syscalls "$name" "$load" || true
 		fi
-		rows+=("$name|$load|$ir|$sc|$per_write")
+		rows+=("$name|$load|$ir|$sc|$per_write|$outside")
 	done
 done
 
 if [[ -n $markdown ]]; then
 	{
-		echo "| server | load | userspace instructions / request | syscalls / request | requests / write |"
-		echo "|---|---|---|---|---|"
+		echo "| server | load | userspace instructions / request | syscalls / request | requests / write | of which other crates |"
+		echo "|---|---|---|---|---|---|"
 		for r in "${rows[@]}"; do
-			IFS='|' read -r s l ir sc pw <<<"$r"
-			echo "| $s | $l | ${ir:--} | ${sc:--} | ${pw:--} |"
+			IFS='|' read -r s l ir sc pw oc <<<"$r"
+			echo "| $s | $l | ${ir:--} | ${sc:--} | ${pw:--} | ${oc:--} |"
 		done
 		echo
 		echo "Server alone on CPU $server_cpu, ringrpc-bench on CPU $client_cpu; callgrind over $requests" \
@@ -355,18 +374,19 @@ if ((json)); then
 		"$warmup_requests" "$requests" "$strace_requests"
 	sep=""
 	for r in "${rows[@]}"; do
-		IFS='|' read -r s l ir sc pw <<<"$r"
+		IFS='|' read -r s l ir sc pw oc <<<"$r"
 		[[ "$pw" != "-" ]] || pw=""
-		printf '%s{"server":"%s","load":"%s","instructions_per_request":%s,"syscalls_per_request":%s,"requests_per_write":%s}' \
-			"$sep" "$s" "$l" "${ir:-null}" "${sc:-null}" "${pw:-null}"
+		printf '%s{"server":"%s","load":"%s","instructions_per_request":%s,"syscalls_per_request":%s,"requests_per_write":%s,"other_crates":"%s"}' \
+			"$sep" "$s" "$l" "${ir:-null}" "${sc:-null}" "${pw:-null}" "$oc"
 		sep=,
 	done
 	printf ']}\n'
 else
-	printf '\n%-12s %-11s %14s %14s %12s\n' server load "instr/req" "syscalls/req" "req/write"
+	printf '\n%-12s %-11s %14s %14s %12s  %s\n' server load "instr/req" "syscalls/req" "req/write" \
+		"of which other crates"
 	for r in "${rows[@]}"; do
-		IFS='|' read -r s l ir sc pw <<<"$r"
-		printf '%-12s %-11s %14s %14s %12s\n' "$s" "$l" "${ir:--}" "${sc:--}" "${pw:--}"
+		IFS='|' read -r s l ir sc pw oc <<<"$r"
+		printf '%-12s %-11s %14s %14s %12s  %s\n' "$s" "$l" "${ir:--}" "${sc:--}" "${pw:--}" "${oc:--}"
 	done
 	echo "(server side, userspace; callgrind over $requests requests after $warmup_requests," \
 		"strace over $strace_requests)"
