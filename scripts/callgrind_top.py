@@ -19,9 +19,8 @@
       derives; code in other objects (glibc's memcpy, the loader) and C code counts as "C". The
       same needs as the form above.
 
-callgrind_annotate gives inclusive costs and per-file listings; this gives the two views that
-tell a per-request cost apart in an LTO build, where most of the work is inlined into a few
-functions."""
+callgrind_annotate gives inclusive costs and per-file listings; this gives the views that tell a
+per-request cost apart in an LTO build, where most of the work is inlined into a few functions."""
 
 import argparse
 import collections

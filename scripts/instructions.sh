@@ -24,8 +24,8 @@ reads and writes are shared by the requests of a batch. Compare 10 x 32 counts a
 requests/write only.
 "Other crates" names the three costliest crates outside this workspace, in instructions per
 request, inlined code counted for the crate it comes from and C code (glibc's memcpy, mimalloc)
-as "C" (scripts/callgrind_top.py --by-crate; needs addr2line): how much of a load's count is a library's own work (serde_json's for
-arith-json, prost's for hello) rather than the server's.
+as "C" (scripts/callgrind_top.py --by-crate; needs addr2line): how much of a load's count is a
+library's own work (serde_json's for arith-json, prost's for hello) rather than the server's.
 These counts are stable between runs of one binary (unlike timings on a shared machine), so they
 show what a change costs on the hot path. Compare builds made the same way: this script builds all
 three binaries in one cargo command, and LTO's inlining, a whole-program decision, can move a
@@ -263,8 +263,8 @@ outside_crates() {
 }
 
 # instructions SERVER LOAD: set ir to the userspace instructions per measured request (empty on
-# failure), per_write and outside. It sets a variable rather than printing so that it runs in this shell, where the EXIT
-# trap can stop the server.
+# failure), per_write and outside. It sets variables rather than printing so that it runs in this
+# shell, where the EXIT trap can stop the server.
 instructions() {
 	local name=$1 load=$2 bin pid cg total
 	ir=""
