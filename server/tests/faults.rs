@@ -8,7 +8,7 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use common::{request, Client, TestServer};
-use ringrpc_codec::{MessageStatus, SerializeType};
+use ringrpc_codec::{Message, MessageStatus, SerializeType};
 use ringrpc_server::bytes::Bytes;
 use ringrpc_server::{demo, ServerConfig, Service, ServiceError, ServiceTable};
 
@@ -138,12 +138,25 @@ fn a_handler_that_panics_answers_with_an_error_and_the_connection_goes_on() {
     });
     let mut client = server.connect();
     client.send(&request(1, "Boom", "Later", SerializeType::Raw, &[], b""));
-    let reply = client.call(2, "Boom", "Now", SerializeType::Raw, b"");
-    assert_eq!(reply.header().status(), MessageStatus::Error);
-    assert_eq!(client.echo(3, b"alive").payload(), b"alive");
-    let later = client.recv();
-    assert_eq!(later.seq(), 1);
-    assert_eq!(later.header().status(), MessageStatus::Error);
+    client.send(&request(2, "Boom", "Now", SerializeType::Raw, &[], b""));
+    client.send(&request(
+        3,
+        "Echo",
+        "Echo",
+        SerializeType::Raw,
+        &[],
+        b"alive",
+    ));
+    // Taken by seq: the async panic's reply may come first, since printing a panic's backtrace
+    // (RUST_BACKTRACE set, as in CI) can take longer than that handler's 20 ms sleep.
+    let mut replies: Vec<Message> = (0..3).map(|_| client.recv()).collect();
+    replies.sort_by_key(|reply| reply.seq());
+    let seqs: Vec<u64> = replies.iter().map(|reply| reply.seq()).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(replies[0].header().status(), MessageStatus::Error);
+    assert_eq!(replies[1].header().status(), MessageStatus::Error);
+    assert_eq!(replies[2].header().status(), MessageStatus::Normal);
+    assert_eq!(replies[2].payload(), b"alive");
     assert_eq!(client.echo(4, b"still").payload(), b"still");
     drop(client);
     assert!(timed_stop(server) < Duration::from_secs(2));
