@@ -16,8 +16,9 @@
       innermost inline frame outside the standard library (`core`, `alloc`, `std`) names it, so
       serde_json's parser inlined into a service's decode counts for serde_json, and `ptr::write`
       inlined into ringrpc's code for ringrpc. Code a derive generates counts for the crate that
-      derives; code in other objects (glibc's memcpy, the loader) and C code counts as "C". The
-      same needs as the form above.
+      derives; C code built into the binary for the crate that builds it (mimalloc's for
+      libmimalloc-sys), and code in other objects (glibc's memcpy, the loader) as "C". The same
+      needs as the form above.
 
 callgrind_annotate gives inclusive costs and per-file listings; this gives the views that tell a
 per-request cost apart in an LTO build, where most of the work is inlined into a few functions."""
@@ -138,7 +139,7 @@ def crate_of(path):
 
 def crate_of_function(name):
     """A function's crate from its name (`serde_json::de::...`, `<serde_json::... as ...>`), for
-    code with no line information; a name with no path is C code (glibc's `memcpy`, mimalloc).
+    code with no line information; a name with no path is C code (glibc's `memcpy`).
 
     >>> crate_of_function("<serde_json::read::SliceRead as serde_json::read::Read>::parse_str")
     'serde_json'

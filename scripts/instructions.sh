@@ -23,9 +23,9 @@ decides (more on a loaded machine, fewer on a quiet one), and the per-request co
 reads and writes are shared by the requests of a batch. Compare 10 x 32 counts at similar
 requests/write only.
 "Other crates" names the three costliest crates outside this workspace, in instructions per
-request, inlined code counted for the crate it comes from and C code (glibc's memcpy, mimalloc)
-as "C" (scripts/callgrind_top.py --by-crate; needs addr2line): how much of a load's count is a
-library's own work (serde_json's for arith-json, prost's for hello) rather than the server's.
+request, inlined code counted for the crate it comes from and the code of other objects (glibc's
+memcpy) as "C" (scripts/callgrind_top.py --by-crate; needs addr2line): how much of a load's count
+is a library's own work (serde_json's for arith-json, prost's for hello) rather than the server's.
 These counts are stable between runs of one binary (unlike timings on a shared machine), so they
 show what a change costs on the hot path. Compare builds made the same way: this script builds all
 three binaries in one cargo command, and LTO's inlining, a whole-program decision, can move a
